@@ -1,0 +1,40 @@
+# Frontline: `make run` serves all three services embedded; `make test` runs every suite.
+.DEFAULT_GOAL := help
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## create the virtualenv and install (done by run and test when needed)
+
+run: $(STAMP) ## all three services in one process on :8000 (PORT overrides), SQLite under var/
+	$(BIN)/frontline run
+
+test: $(STAMP) ## the whole suite: SQLite, PostgreSQL (started if needed), both Kafka test brokers
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## SQLite only, no PostgreSQL, no brokers
+	$(BIN)/python -m pytest -m "not postgres and not kafka and not e2e"
+
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+migration: $(STAMP) ## new Alembic revision: make migration SERVICE=registry MSG="add honors"
+	$(BIN)/python -m shared.migrate revision $(SERVICE) "$(MSG)"
+
+bench: $(STAMP) ## benchmark scripts: print ratios measured in one run
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean: ## remove var/ (embedded data)
+	rm -rf var
+
+.PHONY: help install run test test-fast lint migration bench clean

@@ -1,0 +1,53 @@
+"""`frontline` command line: run embedded or one service, and the admin back-doors.
+
+frontline run                      all three services in one process (embedded)
+frontline serve registry           one service (distributed mode: PostgreSQL + Kafka)
+"""
+
+import argparse
+import os
+import sys
+
+import uvicorn
+
+from services.main import SERVICES, embedded_app, service_app
+from shared.settings import KernelSettings
+
+DEFAULT_PORTS = {"registry": 8001, "assessment": 8002, "incentives": 8003}
+
+
+def _announce(kernel: KernelSettings, port: int) -> None:
+    user = kernel.bootstrap_admin_username or "admin"
+    print(f"Frontline (embedded) on http://127.0.0.1:{port}", flush=True)
+    print(f"  services: /registry  /assessment  /incentives   data: {kernel.var_dir}/", flush=True)
+    if not kernel.bootstrap_admin_password:
+        print(f"  dev admin: {user} / admin  (set FRONTLINE_BOOTSTRAP_ADMIN_*)", flush=True)
+    else:
+        print(f"  bootstrap admin: {user}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="frontline")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="all three services in one process (embedded)")
+    run.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    run.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve = sub.add_parser("serve", help="one service (distributed mode)")
+    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    args = parser.parse_args(argv)
+
+    kernel = KernelSettings()
+    if args.cmd == "run":
+        _announce(kernel, args.port)
+        uvicorn.run(embedded_app(kernel=kernel), host=args.host, port=args.port, log_level="info")
+    else:
+        port = args.port or DEFAULT_PORTS[args.service]
+        app = service_app(args.service, kernel=kernel)
+        uvicorn.run(app, host=args.host, port=port, log_level="info")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The kernel the three services share: settings, db, events/outbox/inbox, auth, errors, clock."""

@@ -1,0 +1,48 @@
+"""Events incentives publishes on `frontline.incentives` (key: cadre id, or batch id)."""
+
+from decimal import Decimal
+from uuid import UUID
+
+from shared.contracts.enums import BatchStatus
+from shared.events import EventPayload, event_type
+
+
+@event_type("incentives.eligibility.changed")
+class EligibilityChanged(EventPayload):
+    cadre_id: UUID
+    month: str
+    gross: Decimal
+    total_deductions: Decimal
+    net: Decimal
+
+
+class _Batch(EventPayload):
+    batch_id: UUID
+    month: str
+    status: BatchStatus
+    total_net: Decimal
+    lines: int
+    content_hash: str | None = None
+
+
+@event_type("incentives.batch.drafted")
+class BatchDrafted(_Batch):
+    pass
+
+
+@event_type("incentives.batch.locked")
+class BatchLocked(_Batch):
+    pass
+
+
+@event_type("incentives.batch.paid")
+class BatchPaid(_Batch):
+    pass
+
+
+@event_type("incentives.policy.added")
+class PolicyAdded(EventPayload):
+    version: str
+    kind: str
+    effective_from: str
+    effective_to: str | None = None

@@ -1,0 +1,118 @@
+"""Events the registry publishes on `frontline.registry` (key: cadre id, or unit id)."""
+
+from datetime import date
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from shared.contracts.enums import (
+    CadreCategory,
+    HonorLevel,
+    Position,
+    PostingEndReason,
+    PostingRole,
+    Role,
+    UnitKind,
+)
+from shared.events import EventPayload, event_type
+
+
+class Geofence(BaseModel):
+    lat: float
+    lon: float
+    radius_m: float
+
+
+@event_type("registry.unit.upserted")
+class UnitUpserted(EventPayload):
+    """A unit was created, renamed, moved or re-fenced: its whole current state.
+
+    `ancestors` runs from the county down to the parent, so consumers can answer
+    "is X in the subtree of Y" without walking the tree. A move re-announces every
+    unit of the moved subtree.
+    """
+
+    unit_id: UUID
+    code: str
+    name: str
+    kind: UnitKind
+    parent_id: UUID | None
+    ancestors: list[UUID]
+    geofence: Geofence | None = None
+    special_difficulty: bool = False
+    active: bool = True
+
+
+@event_type("registry.cadre.upserted")
+class CadreUpserted(EventPayload):
+    """A cadre was created or changed (name, category, position, status).
+
+    `effective_date` is the local date from which this state holds (position changes).
+    """
+
+    cadre_id: UUID
+    name: str
+    category: CadreCategory
+    position: Position | None = None
+    active: bool = True
+    effective_date: date
+
+
+@event_type("registry.posting.opened")
+class PostingOpened(EventPayload):
+    posting_id: UUID
+    cadre_id: UUID
+    unit_id: UUID
+    role: PostingRole
+    start_date: date
+    end_date: date | None = None
+
+
+@event_type("registry.posting.ended")
+class PostingEnded(EventPayload):
+    """A posting's end was set (end_date inclusive)."""
+
+    posting_id: UUID
+    cadre_id: UUID
+    unit_id: UUID
+    role: PostingRole
+    start_date: date
+    end_date: date
+    reason: PostingEndReason
+
+
+@event_type("registry.honor.awarded")
+class HonorAwarded(EventPayload):
+    honor_id: UUID
+    cadre_id: UUID
+    level: HonorLevel
+    year: int
+    title: str
+
+
+@event_type("registry.honor.revoked")
+class HonorRevoked(EventPayload):
+    honor_id: UUID
+    cadre_id: UUID
+
+
+@event_type("registry.user.upserted")
+class UserUpserted(EventPayload):
+    user_id: UUID
+    username: str
+    roles: list[Role]
+    unit_id: UUID | None = None
+    cadre_id: UUID | None = None
+    active: bool = True
+
+
+@event_type("registry.pairing.changed")
+class PairingChanged(EventPayload):
+    """A responsible person carries a household from start_date to end_date (包保)."""
+
+    pairing_id: UUID
+    cadre_id: UUID
+    household_id: UUID
+    village_id: UUID
+    start_date: date
+    end_date: date | None = None

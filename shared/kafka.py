@@ -1,0 +1,170 @@
+"""The Kafka transport (aiokafka): acks=all, idempotent producer, keyed records, consumer
+groups with offsets committed only after the inbox transaction, topics created on start.
+"""
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
+
+from shared.events import all_topics
+from shared.settings import KafkaSettings
+from shared.transport import Message, Record
+
+log = logging.getLogger(__name__)
+
+
+class KafkaTransport:
+    name = "kafka"
+
+    def __init__(self, settings: KafkaSettings, client_id: str = "frontline"):
+        self.settings = settings
+        self.client_id = client_id
+        self.producer: AIOKafkaProducer | None = None
+
+    def _common(self) -> dict:
+        s = self.settings
+        return {
+            "bootstrap_servers": s.bootstrap_servers,
+            "request_timeout_ms": s.request_timeout_ms,
+            "security_protocol": s.security_protocol,
+        }
+
+    async def ensure_topics(self, names: list[str]) -> None:
+        admin = AIOKafkaAdminClient(**self._common(), client_id=f"{self.client_id}-admin")
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            new = [
+                NewTopic(n, self.settings.partitions, self.settings.replication_factor)
+                for n in names
+                if n not in existing
+            ]
+            if new:
+                try:
+                    await admin.create_topics(new)
+                except TopicAlreadyExistsError:
+                    pass
+        finally:
+            await admin.close()
+
+    async def start(self) -> None:
+        if self.producer is not None:
+            return
+        await self.ensure_topics(all_topics())
+        producer = AIOKafkaProducer(
+            **self._common(),
+            client_id=f"{self.client_id}-producer",
+            acks=self.settings.acks if self.settings.acks == "all" else int(self.settings.acks),
+            enable_idempotence=self.settings.enable_idempotence,
+        )
+        await producer.start()
+        self.producer = producer
+
+    async def stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+            self.producer = None
+
+    async def publish(self, records: list[Record]) -> None:
+        """Send all, then wait for every acknowledgement; raises if any failed."""
+        assert self.producer is not None, "transport not started"
+        futures = [
+            await self.producer.send(
+                r.topic,
+                r.value,
+                key=r.key.encode(),
+                headers=[(k, v.encode()) for k, v in r.headers.items()] or None,
+            )
+            for r in records
+        ]
+        await asyncio.gather(*futures)
+
+    def consumer(self, group: str, topics: list[str]) -> "KafkaConsumer":
+        return KafkaConsumer(self, group, topics)
+
+    async def lag(self, group: str, topics: list[str]) -> dict[str, int]:
+        """Committed offset vs end offset per topic, for health reports."""
+        consumer = AIOKafkaConsumer(**self._common(), group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            out: dict[str, int] = {}
+            for topic in topics:
+                parts = consumer.partitions_for_topic(topic) or set()
+                if not parts:
+                    await consumer._client.force_metadata_update()  # noqa: SLF001
+                    parts = consumer.partitions_for_topic(topic) or set()
+                tps = [TopicPartition(topic, p) for p in parts]
+                ends = await consumer.end_offsets(tps) if tps else {}
+                lag = 0
+                for tp in tps:
+                    done = await consumer.committed(tp)
+                    lag += ends.get(tp, 0) - (done or 0)
+                out[topic] = lag
+            return out
+        finally:
+            await consumer.stop()
+
+
+class KafkaConsumer:
+    def __init__(self, transport: KafkaTransport, group: str, topics: list[str]):
+        self.transport, self.group, self.topics = transport, group, topics
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        s = self.transport.settings
+        self.consumer = AIOKafkaConsumer(
+            *self.topics,
+            **self.transport._common(),
+            client_id=f"{self.transport.client_id}-{self.group}",
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            max_poll_records=s.max_poll_records,
+        )
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+            self.consumer = None
+
+    async def poll(self, timeout: float) -> list[Message]:
+        assert self.consumer is not None
+        batches = await self.consumer.getmany(timeout_ms=int(timeout * 1000))
+        out: list[Message] = []
+        for tp, records in batches.items():
+            for r in records:
+                out.append(
+                    Message(
+                        tp.topic,
+                        tp.partition,
+                        r.offset,
+                        (r.key or b"").decode(),
+                        r.value or b"",
+                        {k: v.decode() for k, v in (r.headers or ())},
+                    )
+                )
+        return out
+
+    async def commit(self, messages: list[Message]) -> None:
+        assert self.consumer is not None
+        offsets: dict[TopicPartition, int] = {}
+        for m in messages:
+            tp = TopicPartition(m.topic, m.partition)
+            offsets[tp] = max(offsets.get(tp, 0), m.offset + 1)
+        assigned = self.consumer.assignment()
+        offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError):
+            # A rebalance took the partition away: the new owner re-reads from the last
+            # commit and the inbox skips what was already applied.
+            log.info("consumer %s: commit lost to a rebalance", self.group)

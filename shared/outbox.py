@@ -1,0 +1,241 @@
+"""Transactional outbox: events are rows written in the caller's transaction; a relay
+publishes unsent rows in order and marks them only after the transport acknowledged them.
+"""
+
+import asyncio
+import logging
+import zlib
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.clock import Clock
+from shared.db import is_postgres
+from shared.events import EventPayload, encode, envelope_for
+from shared.transport import Record, Transport
+
+log = logging.getLogger(__name__)
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def kernel_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """The outbox and inbox every service database has, on that service's metadata."""
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("id", BigId, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("topic", String(100), nullable=False),
+        Column("key", String(100), nullable=False),
+        Column("type", String(100), nullable=False),
+        Column("body", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True), nullable=True),
+        Index(
+            "ix_outbox_unpublished",
+            "id",
+            postgresql_where=text("published_at IS NULL"),
+            sqlite_where=text("published_at IS NULL"),
+        ),
+    )
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("type", String(100), nullable=False),
+        Column("topic", String(100), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+    )
+    return outbox, inbox
+
+
+# Detached copies: add_event writes to whichever service's outbox the session is bound to.
+_outbox_md = MetaData()
+OUTBOX, INBOX = kernel_tables(_outbox_md)
+
+
+async def add_event(
+    session: AsyncSession,
+    payload: EventPayload,
+    *,
+    key: Any,
+    producer: str,
+    occurred_at: datetime,
+) -> None:
+    """Write an event in the caller's transaction; it leaves only if that commits."""
+    await add_events(session, [(payload, key)], producer=producer, occurred_at=occurred_at)
+
+
+async def add_events(
+    session: AsyncSession,
+    items: list[tuple[EventPayload, Any]],
+    *,
+    producer: str,
+    occurred_at: datetime,
+) -> None:
+    """Several events in one multi-row INSERT (batch sign-ins, week closing)."""
+    rows = []
+    for payload, key in items:
+        env = envelope_for(payload, key=key, producer=producer, occurred_at=occurred_at)
+        rows.append(
+            {
+                "event_id": str(env.event_id),
+                "topic": env.topic,
+                "key": env.key,
+                "type": env.type,
+                "body": encode(env).decode(),
+                "created_at": occurred_at,
+            }
+        )
+    if rows:
+        await session.execute(OUTBOX.insert(), rows)
+        # Read by the transaction owner after commit, to wake the relay at once.
+        session.info["outbox_written"] = session.info.get("outbox_written", 0) + len(rows)
+
+
+class Relay:
+    """Publishes one service's outbox. Several replicas may run it against one PostgreSQL
+    database: a transaction-scoped advisory lock lets one publish at a time (keeping order
+    per key), and `FOR UPDATE SKIP LOCKED` keeps the others from touching its rows.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        transport: Transport,
+        clock: Clock,
+        *,
+        batch_size: int = 200,
+        idle_seconds: float = 0.5,
+    ):
+        self.name = name
+        self.sessionmaker = sessionmaker
+        self.transport = transport
+        self.clock = clock
+        self.batch_size = batch_size
+        self.idle_seconds = idle_seconds
+        self._wake = asyncio.Event()
+        self._lock_key = zlib.crc32(f"outbox:{name}".encode())
+        self.published = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _unsent(self):
+        return (
+            select(OUTBOX.c.id, OUTBOX.c.topic, OUTBOX.c.key, OUTBOX.c.body)
+            .where(OUTBOX.c.published_at.is_(None))
+            .order_by(OUTBOX.c.id)
+            .limit(self.batch_size)
+        )
+
+    async def _publish(self, rows) -> None:
+        await self.transport.publish([Record(r.topic, r.key, r.body.encode()) for r in rows])
+
+    async def run_once(self) -> int:
+        async with self.sessionmaker() as session:
+            if is_postgres(session):
+                return await self._run_once_pg(session)
+            return await self._run_once_sqlite(session)
+
+    async def _run_once_pg(self, session: AsyncSession) -> int:
+        async with session.begin():
+            got = await session.scalar(select(func.pg_try_advisory_xact_lock(self._lock_key)))
+            if not got:
+                return 0
+            rows = (await session.execute(self._unsent().with_for_update(skip_locked=True))).all()
+            if not rows:
+                return 0
+            await self._publish(rows)
+            await session.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.id.in_([r.id for r in rows]))
+                .values(published_at=self.clock.now())
+            )
+        self.published += len(rows)
+        return len(rows)
+
+    async def _run_once_sqlite(self, session: AsyncSession) -> int:
+        # One process owns a SQLite file, so one relay: read, publish, then mark in a
+        # short write transaction (a long one would block sign-ins).
+        async with session.begin():
+            rows = (await session.execute(self._unsent())).all()
+        if not rows:
+            return 0
+        await self._publish(rows)
+        async with session.begin():
+            await session.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.id.in_([r.id for r in rows]))
+                .values(published_at=self.clock.now())
+            )
+        self.published += len(rows)
+        return len(rows)
+
+    async def drain(self) -> int:
+        total = 0
+        while n := await self.run_once():
+            total += n
+        return total
+
+    async def run(self) -> None:
+        backoff = self.idle_seconds
+        while True:
+            try:
+                sent = await self.run_once()
+                backoff = self.idle_seconds
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Broker or database unavailable: rows stay unsent and are retried.
+                log.warning("relay %s: publish failed, will retry", self.name, exc_info=True)
+                sent = 0
+                backoff = min(backoff * 2, 10.0)
+            if sent == 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+
+
+async def backlog(session: AsyncSession, now: datetime) -> dict[str, Any]:
+    """Unsent rows and the age of the oldest, for health reports."""
+    row = (
+        await session.execute(
+            select(func.count(), func.min(OUTBOX.c.created_at)).where(
+                OUTBOX.c.published_at.is_(None)
+            )
+        )
+    ).one()
+    oldest = row[1]
+    if oldest is not None and oldest.tzinfo is None:
+        from datetime import UTC
+
+        oldest = oldest.replace(tzinfo=UTC)
+    return {
+        "unsent": row[0],
+        "oldest_age_seconds": (now - oldest).total_seconds() if oldest else 0.0,
+    }
+
+
+def body_of(row_body: str) -> dict[str, Any]:
+    return orjson.loads(row_body)

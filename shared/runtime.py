@@ -1,0 +1,249 @@
+"""How a service runs: its database, relay and consumers, and the app that serves one
+service (distributed) or all three (embedded) under the same paths.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.clock import Clock
+from shared.db import make_engine, make_sessionmaker
+from shared.errors import install_error_handlers
+from shared.events import catalogue
+from shared.inbox import ConsumerRunner, Handlers
+from shared.migrate import upgrade
+from shared.outbox import Relay, backlog
+from shared.settings import KernelSettings, ServiceSettings
+from shared.transport import LocalBus, Transport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceSpec:
+    """What a service is made of; each service's app.py declares one as `spec`."""
+
+    name: str
+    router: APIRouter
+    metadata: MetaData
+    settings_cls: type[ServiceSettings]
+    migrations: Path
+    handlers: Handlers | None = None
+    on_start: Callable[["ServiceRuntime"], Awaitable[None]] | None = None
+    background: list[Callable[["ServiceRuntime"], Awaitable[None]]] = field(default_factory=list)
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        *,
+        kernel: KernelSettings,
+        settings: ServiceSettings,
+        clock: Clock,
+        transport: Transport,
+    ):
+        self.spec, self.name = spec, spec.name
+        self.kernel, self.settings = kernel, settings
+        self.clock, self.transport = clock, transport
+        self.url = settings.url_or_default(spec.name, kernel.var_dir)
+        self.engine = make_engine(self.url)
+        self.sessionmaker = make_sessionmaker(self.engine)
+        self.relay = Relay(
+            spec.name,
+            self.sessionmaker,
+            transport,
+            clock,
+            batch_size=kernel.relay_batch_size,
+            idle_seconds=kernel.relay_idle_seconds,
+        )
+        self.runner = (
+            ConsumerRunner(
+                group=f"{kernel.kafka.client_id_prefix}-{spec.name}",
+                handlers=spec.handlers,
+                transport=transport,
+                sessionmaker=self.sessionmaker,
+                clock=clock,
+                max_attempts=kernel.consumer_max_attempts,
+                retry_seconds=kernel.consumer_retry_seconds,
+                after_commit=self.relay.wake,
+            )
+            if spec.handlers and spec.handlers.by_type
+            else None
+        )
+        self.tasks: list[asyncio.Task] = []
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commit on success, roll back on error, then wake the relay."""
+        async with self.sessionmaker() as session:
+            async with session.begin():
+                yield session
+            if session.info.get("outbox_written"):
+                self.relay.wake()
+
+    async def start(self, *, workers: bool = True) -> None:
+        if self.settings.migrate_on_start:
+            await upgrade(self.engine, self.spec.migrations)
+        if self.spec.on_start:
+            await self.spec.on_start(self)
+        if workers:
+            self.tasks.append(self._supervise("relay", self.relay.run))
+            if self.runner:
+                self.tasks.append(self._supervise("consumer", self.runner.run))
+            for job in self.spec.background:
+                self.tasks.append(self._supervise(job.__name__, lambda job=job: job(self)))
+
+    def _supervise(self, what: str, fn: Callable[[], Awaitable[None]]) -> asyncio.Task:
+        async def loop() -> None:
+            while True:
+                try:
+                    await fn()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s %s crashed; restarting", self.name, what)
+                    await asyncio.sleep(1.0)
+
+        return asyncio.create_task(loop(), name=f"{self.name}-{what}")
+
+    async def stop(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks.clear()
+        await self.engine.dispose()
+
+    async def health(self) -> dict[str, Any]:
+        report: dict[str, Any] = {"service": self.name, "transport": self.transport.name}
+        try:
+            async with self.sessionmaker() as s:
+                await s.execute(text("SELECT 1"))
+                report["outbox"] = await backlog(s, self.clock.now())
+            report["database"] = "ok"
+        except Exception as exc:  # health must answer, whatever is down
+            report["database"] = f"unreachable: {type(exc).__name__}"
+        if self.runner:
+            try:
+                report["consumer_lag"] = await asyncio.wait_for(
+                    self.transport.lag(self.runner.group, self.runner.handlers.topics()), 5
+                )
+                report["broker"] = "ok"
+            except Exception as exc:
+                report["broker"] = f"unreachable: {type(exc).__name__}"
+        report["status"] = "ok" if report["database"] == "ok" else "degraded"
+        return report
+
+    async def settled(self) -> bool:
+        async with self.sessionmaker() as s:
+            if (await backlog(s, self.clock.now()))["unsent"]:
+                return False
+        if self.runner:
+            lag = await self.transport.lag(self.runner.group, self.runner.handlers.topics())
+            if any(lag.values()):
+                return False
+        return True
+
+
+def make_transport(kernel: KernelSettings, client_id: str = "frontline") -> Transport:
+    if kernel.transport == "kafka":
+        from shared.kafka import KafkaTransport
+
+        return KafkaTransport(kernel.kafka, client_id=client_id)
+    return LocalBus(kernel.local_bus_url())
+
+
+def build_app(
+    specs: list[ServiceSpec],
+    *,
+    kernel: KernelSettings | None = None,
+    clock: Clock | None = None,
+    transport: Transport | None = None,
+    service_settings: dict[str, ServiceSettings] | None = None,
+    workers: bool = True,
+) -> FastAPI:
+    """One app for the given services, each under `/<name>`; runs their workers in lifespan."""
+    kernel = kernel or KernelSettings()
+    clock = clock or Clock()
+    transport = transport or make_transport(kernel, "-".join(s.name for s in specs))
+    service_settings = service_settings or {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await transport.start()
+        runtimes = app.state.runtimes
+        for spec in specs:
+            settings = service_settings.get(spec.name) or spec.settings_cls()
+            runtimes[spec.name] = ServiceRuntime(
+                spec, kernel=kernel, settings=settings, clock=clock, transport=transport
+            )
+        try:
+            for rt in runtimes.values():
+                await rt.start(workers=workers)
+            yield
+        finally:
+            for rt in runtimes.values():
+                await rt.stop()
+            await transport.stop()
+
+    app = FastAPI(title="Frontline", lifespan=lifespan)
+    app.state.kernel, app.state.clock, app.state.transport = kernel, clock, transport
+    app.state.runtimes = {}
+    install_error_handlers(app)
+    for spec in specs:
+        app.include_router(spec.router, prefix=f"/{spec.name}")
+        app.include_router(_service_routes(spec.name), prefix=f"/{spec.name}")
+    return app
+
+
+def _service_routes(name: str) -> APIRouter:
+    router = APIRouter(tags=[name])
+
+    @router.get("/health", summary=f"{name}: database, broker, outbox backlog, consumer lag")
+    async def health(request: Request) -> JSONResponse:
+        report = await request.app.state.runtimes[name].health()
+        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+
+    @router.get("/asyncapi.json", summary="The event catalogue as AsyncAPI")
+    async def asyncapi() -> dict[str, Any]:
+        return catalogue()
+
+    return router
+
+
+def runtime(request: Request, name: str) -> ServiceRuntime:
+    return request.app.state.runtimes[name]
+
+
+def session_dependency(name: str) -> Callable[[Request], AsyncIterator[AsyncSession]]:
+    """The dependency that owns a request's transaction for service `name`."""
+
+    async def session(request: Request) -> AsyncIterator[AsyncSession]:
+        async with request.app.state.runtimes[name].transaction() as s:
+            yield s
+
+    return session
+
+
+async def settle(app: FastAPI, timeout: float = 15.0) -> None:
+    """Wait until every outbox is published and every consumer has caught up (tests, CLI)."""
+    runtimes = list(app.state.runtimes.values())
+    deadline = asyncio.get_running_loop().time() + timeout
+    calm = 0
+    while calm < 2:
+        for rt in runtimes:
+            rt.relay.wake()
+        await asyncio.sleep(0.02)
+        calm = calm + 1 if all([await rt.settled() for rt in runtimes]) else 0
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("events did not settle")

@@ -1,0 +1,71 @@
+"""Settings: a kernel base read from FRONTLINE_* plus one class per service with its own prefix.
+
+Defaults run embedded: SQLite files under var/, events through the local bus.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """aiokafka client settings; production keeps Kafka's safe defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="FRONTLINE_KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    partitions: int = 6
+    replication_factor: int = 1
+    enable_idempotence: bool = True
+    acks: str = "all"
+    request_timeout_ms: int = 30_000
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    fetch_max_wait_ms: int = 500
+    max_poll_records: int = 500
+    security_protocol: str = "PLAINTEXT"
+    client_id_prefix: str = "frontline"
+
+
+class KernelSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FRONTLINE_", extra="ignore")
+
+    mode: Literal["embedded", "distributed"] = "embedded"
+    transport: Literal["local", "kafka"] = "local"
+    var_dir: Path = Path("var")
+    # The local bus is a small durable log (SQLite) shared by the services of one process.
+    bus_url: str = ""
+    jwt_secret: str = "dev-only-change-me-frontline-secret-32b"
+    jwt_issuer: str = "frontline-registry"
+    jwt_algorithm: str = "HS256"
+    token_ttl_seconds: int = 8 * 3600
+    bootstrap_admin_username: str = ""
+    bootstrap_admin_password: str = ""
+    timezone: str = "Asia/Shanghai"
+    relay_batch_size: int = 200
+    relay_idle_seconds: float = 0.5
+    consumer_max_attempts: int = 3
+    consumer_retry_seconds: float = 0.2
+    run_scheduler: bool = True
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+    def local_bus_url(self) -> str:
+        return self.bus_url or f"sqlite+aiosqlite:///{self.var_dir / 'bus.sqlite'}"
+
+
+class ServiceSettings(BaseSettings):
+    """What each service has of its own (each service subclasses it with its env prefix)."""
+
+    database_url: str = ""
+    migrate_on_start: bool = True
+
+    def url_or_default(self, name: str, var_dir: Path) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{var_dir / f'{name}.sqlite'}"
+
+
+@lru_cache
+def get_settings() -> KernelSettings:
+    return KernelSettings()

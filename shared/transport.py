@@ -1,0 +1,225 @@
+"""The transport interface and the local bus used in embedded mode.
+
+Both transports look like Kafka to the code above them: topics are append-only logs,
+publish returns once the records are durable, consumers in a group read from their
+committed offset and commit only after processing. The local bus keeps its log in a
+SQLite file (var/bus.sqlite), so events survive a restart of the embedded process.
+"""
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db import make_engine, make_sessionmaker, upsert
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    key: str
+    value: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    value: bytes
+    headers: dict[str, str]
+
+
+class Consumer(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def poll(self, timeout: float) -> list[Message]: ...
+    async def commit(self, messages: list[Message]) -> None: ...
+
+
+class Transport(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def publish(self, records: list[Record]) -> None: ...
+    def consumer(self, group: str, topics: list[str]) -> Consumer: ...
+    async def lag(self, group: str, topics: list[str]) -> dict[str, int]: ...
+
+
+_md = MetaData()
+BUS = Table(
+    "bus_messages",
+    _md,
+    Column("topic", String(200), primary_key=True),
+    Column("offset", BigInteger, primary_key=True, autoincrement=False),
+    Column("key", String(200), nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    Column("headers", Text, nullable=False, default="{}"),
+)
+OFFSETS = Table(
+    "bus_offsets",
+    _md,
+    Column("group_id", String(200), primary_key=True),
+    Column("topic", String(200), primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+)
+
+
+class LocalBus:
+    """A durable in-process log: one partition per topic, offsets per consumer group."""
+
+    name = "local"
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine: AsyncEngine | None = None
+        self._write = asyncio.Lock()
+        self._new = asyncio.Condition()
+
+    async def start(self) -> None:
+        if self.engine is None:
+            self.engine = make_engine(self.url)
+            async with self.engine.begin() as conn:
+                await conn.run_sync(_md.create_all)
+            self.sessionmaker = make_sessionmaker(self.engine)
+
+    async def stop(self) -> None:
+        if self.engine is not None:
+            await self.engine.dispose()
+            self.engine = None
+
+    async def publish(self, records: list[Record]) -> None:
+        if not records:
+            return
+        async with self._write, self.sessionmaker() as s, s.begin():
+            topics = {r.topic for r in records}
+            heads = dict(
+                (
+                    await s.execute(
+                        select(BUS.c.topic, func.max(BUS.c.offset))
+                        .where(BUS.c.topic.in_(topics))
+                        .group_by(BUS.c.topic)
+                    )
+                ).all()
+            )
+            rows = []
+            for r in records:
+                heads[r.topic] = heads.get(r.topic, -1) + 1
+                rows.append(
+                    {
+                        "topic": r.topic,
+                        "offset": heads[r.topic],
+                        "key": r.key,
+                        "value": r.value,
+                        "headers": orjson.dumps(r.headers).decode(),
+                    }
+                )
+            await s.execute(BUS.insert(), rows)
+        async with self._new:
+            self._new.notify_all()
+
+    def consumer(self, group: str, topics: list[str]) -> "LocalConsumer":
+        return LocalConsumer(self, group, topics)
+
+    async def committed(self, group: str, topics: list[str]) -> dict[str, int]:
+        async with self.sessionmaker() as s:
+            rows = await s.execute(
+                select(OFFSETS.c.topic, OFFSETS.c.next_offset).where(
+                    OFFSETS.c.group_id == group, OFFSETS.c.topic.in_(topics)
+                )
+            )
+            return dict(rows.all())
+
+    async def lag(self, group: str, topics: list[str]) -> dict[str, int]:
+        done = await self.committed(group, topics)
+        async with self.sessionmaker() as s:
+            rows = await s.execute(
+                select(BUS.c.topic, func.max(BUS.c.offset))
+                .where(BUS.c.topic.in_(topics))
+                .group_by(BUS.c.topic)
+            )
+            heads = dict(rows.all())
+        return {t: heads.get(t, -1) + 1 - done.get(t, 0) for t in topics}
+
+    async def read(self, topic: str, start: int = 0, limit: int = 1000) -> list[Message]:
+        """Read a topic from an offset without a group (DLQ inspection)."""
+        async with self.sessionmaker() as s:
+            rows = await s.execute(
+                select(BUS)
+                .where(BUS.c.topic == topic, BUS.c.offset >= start)
+                .order_by(BUS.c.offset)
+                .limit(limit)
+            )
+            return [_message(r) for r in rows]
+
+
+def _message(r) -> Message:
+    return Message(r.topic, 0, r.offset, r.key, r.value, orjson.loads(r.headers))
+
+
+class LocalConsumer:
+    def __init__(self, bus: LocalBus, group: str, topics: list[str]):
+        self.bus, self.group, self.topics = bus, group, topics
+        self.positions: dict[str, int] = {}
+
+    async def start(self) -> None:
+        committed = await self.bus.committed(self.group, self.topics)
+        self.positions = {t: committed.get(t, 0) for t in self.topics}
+
+    async def stop(self) -> None:
+        pass
+
+    async def _fetch(self, limit: int = 500) -> list[Message]:
+        out: list[Message] = []
+        async with self.bus.sessionmaker() as s:
+            for topic, start in self.positions.items():
+                rows = await s.execute(
+                    select(BUS)
+                    .where(BUS.c.topic == topic, BUS.c.offset >= start)
+                    .order_by(BUS.c.offset)
+                    .limit(limit)
+                )
+                out.extend(_message(r) for r in rows)
+        for m in out:
+            self.positions[m.topic] = m.offset + 1
+        return out
+
+    async def poll(self, timeout: float) -> list[Message]:
+        got = await self._fetch()
+        if got:
+            return got
+        async with self.bus._new:
+            try:
+                await asyncio.wait_for(self.bus._new.wait(), timeout)
+            except TimeoutError:
+                return []
+        return await self._fetch()
+
+    async def commit(self, messages: list[Message]) -> None:
+        upto: dict[str, int] = {}
+        for m in messages:
+            upto[m.topic] = max(upto.get(m.topic, 0), m.offset + 1)
+        if not upto:
+            return
+        async with self.bus._write, self.bus.sessionmaker() as s, s.begin():
+            stmt = upsert(s, OFFSETS, ["group_id", "topic"], ["next_offset"])
+            await s.execute(
+                stmt,
+                [{"group_id": self.group, "topic": t, "next_offset": o} for t, o in upto.items()],
+            )

@@ -1,0 +1,66 @@
+"""What service tests share: a running system (one or more services, embedded) and tokens."""
+
+import uuid
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.auth import Principal, issue_token
+from shared.clock import FrozenClock
+from shared.contracts.enums import Role
+from shared.runtime import ServiceRuntime, settle
+from shared.settings import KernelSettings
+
+# Wednesday 25 November 2026, 10:00 in Asia/Shanghai (ISO week 2026-W48).
+DEFAULT_NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+
+
+class System:
+    """A running app with an httpx client, its clock, and helpers to wait for events."""
+
+    def __init__(self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock):
+        self.app, self.client, self.clock = app, client, clock
+        self.kernel: KernelSettings = app.state.kernel
+
+    def runtime(self, name: str) -> ServiceRuntime:
+        return self.app.state.runtimes[name]
+
+    def transaction(self, name: str) -> AbstractAsyncContextManager[AsyncSession]:
+        return self.runtime(name).transaction()
+
+    async def settle(self, timeout: float = 15.0) -> None:
+        """Wait until every event written so far has been applied everywhere."""
+        await settle(self.app, timeout)
+
+    def token(
+        self,
+        *roles: Role | str,
+        cadre_id: uuid.UUID | str | None = None,
+        unit_id: uuid.UUID | str | None = None,
+        user_id: uuid.UUID | None = None,
+        username: str = "tester",
+    ) -> str:
+        principal = Principal(
+            user_id=user_id or uuid.uuid4(),
+            username=username,
+            roles=list(roles or [Role.org_admin]),
+            cadre_id=cadre_id,
+            unit_id=unit_id,
+        )
+        return issue_token(self.kernel, self.clock, principal)[0]
+
+    def headers(self, *roles: Role | str, **kwargs) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(*roles, **kwargs)}"}
+
+
+def money(value: str | int) -> Decimal:
+    return Decimal(value).quantize(Decimal("0.01"))
+
+
+def ids(items: Iterable[dict]) -> set[str]:
+    return {i["id"] for i in items}
