@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -247,3 +247,10 @@ async def settle(app: FastAPI, timeout: float = 15.0) -> None:
         calm = calm + 1 if all([await rt.settled() for rt in runtimes]) else 0
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("events did not settle")
+
+
+def get_clock(request: Request) -> Clock:
+    return request.app.state.clock
+
+
+ClockDep = Annotated[Clock, Depends(get_clock)]

@@ -13,8 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.auth import Principal, issue_token
 from shared.clock import FrozenClock
 from shared.contracts.enums import Role
+from shared.events import EventPayload, encode, envelope_for
 from shared.runtime import ServiceRuntime, settle
 from shared.settings import KernelSettings
+from shared.transport import Record
 
 # Wednesday 25 November 2026, 10:00 in Asia/Shanghai (ISO week 2026-W48).
 DEFAULT_NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
@@ -36,6 +38,15 @@ class System:
     async def settle(self, timeout: float = 15.0) -> None:
         """Wait until every event written so far has been applied everywhere."""
         await settle(self.app, timeout)
+
+    async def emit(self, payload: EventPayload, *, key, producer: str = "test") -> None:
+        """Put an event on the bus as if another service had published it, then settle.
+
+        Lets one service's tests stand alone, speaking the shared contracts.
+        """
+        env = envelope_for(payload, key=key, producer=producer, occurred_at=self.clock.now())
+        await self.app.state.transport.publish([Record(env.topic, env.key, encode(env))])
+        await self.settle()
 
     def token(
         self,
