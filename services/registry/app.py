@@ -8,8 +8,19 @@ import shared.contracts  # noqa: F401  (registers every event type)
 from services.registry import models
 from services.registry.api import router
 from services.registry.events import handlers
-from services.registry.settings import RegistrySettings
-from shared.runtime import ServiceSpec, build_app
+from services.registry.service import users as user_service
+from services.registry.settings import RegistrySettings, registry_settings
+from shared.runtime import ServiceRuntime, ServiceSpec, build_app
+
+
+async def on_start(rt: ServiceRuntime) -> None:
+    """Settle the settings class, then make sure there is an org_admin to log in with."""
+    rt.settings = registry_settings(rt.settings)
+    async with rt.transaction() as session:
+        await user_service.bootstrap_admin(
+            session, kernel=rt.kernel, settings=rt.settings, clock=rt.clock
+        )
+
 
 spec = ServiceSpec(
     name="registry",
@@ -18,6 +29,7 @@ spec = ServiceSpec(
     settings_cls=RegistrySettings,
     migrations=Path(__file__).parent / "migrations",
     handlers=handlers,
+    on_start=on_start,
 )
 
 

@@ -5,3 +5,18 @@ from shared.settings import ServiceSettings
 
 class RegistrySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="FRONTLINE_REGISTRY_", extra="ignore")
+
+    # argon2id cost (argon2-cffi's defaults: RFC 9106 low-memory profile).
+    argon2_time_cost: int = 3
+    argon2_memory_cost_kib: int = 65536
+    argon2_parallelism: int = 4
+    password_min_length: int = 8
+    # All rows or none: a file bigger than this is refused before it is read into memory.
+    import_max_rows: int = 50_000
+
+
+def registry_settings(settings: ServiceSettings) -> RegistrySettings:
+    """The registry's settings, whatever class the runtime was handed (tests pass the base)."""
+    if isinstance(settings, RegistrySettings):
+        return settings
+    return RegistrySettings(**settings.model_dump(exclude_unset=True))

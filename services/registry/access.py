@@ -1,0 +1,77 @@
+"""Who may see what: roles, and the unit-subtree scope carried in the token.
+
+A user's `unit_id` scope covers that unit's subtree; a user without one (org_admin,
+auditor...) sees everything. A direct read outside the scope is 403; lists simply leave
+out what the caller may not see. Staff roles read the registry; a plain cadre reads units
+and their own records only.
+"""
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from services.registry.models import UnitTree
+from shared.auth import CurrentPrincipal, Principal, require_roles
+from shared.contracts.enums import Role
+from shared.errors import Forbidden
+
+STAFF = (Role.org_admin, Role.inspector, Role.finance, Role.auditor)
+
+Admin = Annotated[Principal, Depends(require_roles(Role.org_admin))]
+Staff = Annotated[Principal, Depends(require_roles(*STAFF))]
+UserReader = Annotated[Principal, Depends(require_roles(Role.org_admin, Role.auditor))]
+Anyone = CurrentPrincipal
+
+
+def subtree(unit_id: uuid.UUID):
+    """The ids of `unit_id` and everything under it, as a subquery."""
+    return select(UnitTree.unit_id).where(UnitTree.ancestor_id == unit_id)
+
+
+def under(column, unit_id: uuid.UUID) -> ColumnElement[bool]:
+    return column.in_(subtree(unit_id))
+
+
+def scope_clause(principal: Principal, column) -> ColumnElement[bool] | None:
+    """The WHERE clause keeping a list inside the caller's subtree (None: no limit)."""
+    return None if principal.unit_id is None else under(column, principal.unit_id)
+
+
+def own_only(principal: Principal) -> bool:
+    """A caller without a staff role reaches only their own cadre records."""
+    return not principal.has(*STAFF)
+
+
+async def in_subtree(session: AsyncSession, unit_id: uuid.UUID | None, root: uuid.UUID) -> bool:
+    if unit_id is None:
+        return False
+    return bool(
+        await session.scalar(
+            select(exists().where(UnitTree.ancestor_id == root, UnitTree.unit_id == unit_id))
+        )
+    )
+
+
+async def ensure_in_scope(
+    session: AsyncSession, principal: Principal, unit_id: uuid.UUID | None
+) -> None:
+    """403 when `unit_id` lies outside the caller's subtree (unscoped callers pass)."""
+    if principal.unit_id is None:
+        return
+    if not await in_subtree(session, unit_id, principal.unit_id):
+        raise Forbidden("outside your unit scope", code="outside_scope")
+
+
+async def ensure_cadre_visible(
+    session: AsyncSession, principal: Principal, cadre_id: uuid.UUID, cadre_unit_id
+) -> None:
+    """A cadre's own record, or a staff member's within scope; 403 otherwise."""
+    if own_only(principal):
+        if principal.cadre_id != cadre_id:
+            raise Forbidden("not your record", code="not_own_record")
+        return
+    await ensure_in_scope(session, principal, cadre_unit_id)

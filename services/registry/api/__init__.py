@@ -1,0 +1,9 @@
+"""Registry HTTP routes under /registry/v1 (thin: parse, call service, return)."""
+
+from fastapi import APIRouter
+
+from services.registry.api import auth, users
+
+router = APIRouter(prefix="/v1")
+for module in (auth, users):
+    router.include_router(module.router)

@@ -1,0 +1,1 @@
+"""Registry domain logic, one module per record kind; routes call these, nothing else."""
