@@ -61,7 +61,9 @@ def dlq_topic(topic: str) -> str:
 
 
 def all_topics(with_dlq: bool = True) -> list[str]:
-    base = [f"{TOPIC_PREFIX}.{s}" for s in ("registry", "assessment", "incentives")]
+    """The standard topics, plus those of any other registered event type."""
+    services = {"registry", "assessment", "incentives"} | {t.split(".")[0] for t in EVENT_TYPES}
+    base = sorted(f"{TOPIC_PREFIX}.{s}" for s in services)
     return base + [dlq_topic(t) for t in base] if with_dlq else base
 
 

@@ -7,6 +7,7 @@ the event to `<topic>.dlq` with the error, and the consumer goes on.
 import asyncio
 import logging
 import traceback
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -66,6 +67,7 @@ class ConsumerRunner:
         self.applied = 0
         self.skipped = 0
         self.dead = 0
+        self.seen: Counter[str] = Counter()  # messages finished per topic, whatever the outcome
 
     async def handle(self, message: Message) -> str:
         """Apply one message: 'applied', 'duplicate', 'ignored' or 'dead'."""
@@ -137,6 +139,7 @@ class ConsumerRunner:
                 messages = await consumer.poll(poll_seconds)
                 for m in messages:
                     await self.handle(m)
+                    self.seen[m.topic] += 1
                 if messages:
                     await consumer.commit(messages)
         finally:

@@ -4,6 +4,7 @@ groups with offsets committed only after the inbox transaction, topics created o
 
 import asyncio
 import logging
+from collections import Counter
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -23,6 +24,16 @@ class KafkaTransport:
         self.settings = settings
         self.client_id = client_id
         self.producer: AIOKafkaProducer | None = None
+        self.sent: Counter[str] = Counter()
+        # A namespace in front of every topic lets several counties (or test runs) share
+        # one cluster: "anlong." + "frontline.assessment".
+        self.ns = settings.topic_namespace
+
+    def real(self, topic: str) -> str:
+        return f"{self.ns}{topic}"
+
+    def logical(self, topic: str) -> str:
+        return topic[len(self.ns) :] if self.ns and topic.startswith(self.ns) else topic
 
     def _common(self) -> dict:
         s = self.settings
@@ -53,7 +64,7 @@ class KafkaTransport:
     async def start(self) -> None:
         if self.producer is not None:
             return
-        await self.ensure_topics(all_topics())
+        await self.ensure_topics([self.real(t) for t in all_topics()])
         producer = AIOKafkaProducer(
             **self._common(),
             client_id=f"{self.client_id}-producer",
@@ -73,7 +84,7 @@ class KafkaTransport:
         assert self.producer is not None, "transport not started"
         futures = [
             await self.producer.send(
-                r.topic,
+                self.real(r.topic),
                 r.value,
                 key=r.key.encode(),
                 headers=[(k, v.encode()) for k, v in r.headers.items()] or None,
@@ -81,6 +92,7 @@ class KafkaTransport:
             for r in records
         ]
         await asyncio.gather(*futures)
+        self.sent.update(r.topic for r in records)
 
     def consumer(self, group: str, topics: list[str]) -> "KafkaConsumer":
         return KafkaConsumer(self, group, topics)
@@ -91,7 +103,7 @@ class KafkaTransport:
         await consumer.start()
         try:
             out: dict[str, int] = {}
-            for topic in topics:
+            for topic in map(self.real, topics):
                 parts = consumer.partitions_for_topic(topic) or set()
                 if not parts:
                     await consumer._client.force_metadata_update()  # noqa: SLF001
@@ -102,7 +114,7 @@ class KafkaTransport:
                 for tp in tps:
                     done = await consumer.committed(tp)
                     lag += ends.get(tp, 0) - (done or 0)
-                out[topic] = lag
+                out[self.logical(topic)] = lag
             return out
         finally:
             await consumer.stop()
@@ -116,7 +128,7 @@ class KafkaConsumer:
     async def start(self) -> None:
         s = self.transport.settings
         self.consumer = AIOKafkaConsumer(
-            *self.topics,
+            *[self.transport.real(t) for t in self.topics],
             **self.transport._common(),
             client_id=f"{self.transport.client_id}-{self.group}",
             group_id=self.group,
@@ -142,7 +154,7 @@ class KafkaConsumer:
             for r in records:
                 out.append(
                     Message(
-                        tp.topic,
+                        self.transport.logical(tp.topic),
                         tp.partition,
                         r.offset,
                         (r.key or b"").decode(),
@@ -156,7 +168,7 @@ class KafkaConsumer:
         assert self.consumer is not None
         offsets: dict[TopicPartition, int] = {}
         for m in messages:
-            tp = TopicPartition(m.topic, m.partition)
+            tp = TopicPartition(self.transport.real(m.topic), m.partition)
             offsets[tp] = max(offsets.get(tp, 0), m.offset + 1)
         assigned = self.consumer.assignment()
         offsets = {tp: o for tp, o in offsets.items() if tp in assigned}

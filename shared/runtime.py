@@ -149,9 +149,9 @@ class ServiceRuntime:
             if (await backlog(s, self.clock.now()))["unsent"]:
                 return False
         if self.runner:
-            lag = await self.transport.lag(self.runner.group, self.runner.handlers.topics())
-            if any(lag.values()):
-                return False
+            # Counted in-process: broker end offsets are not reliable on every test broker.
+            sent = self.transport.sent
+            return all(self.runner.seen[t] >= sent[t] for t in self.runner.handlers.topics())
         return True
 
 

@@ -28,6 +28,7 @@ class KafkaSettings(BaseSettings):
     max_poll_records: int = 500
     security_protocol: str = "PLAINTEXT"
     client_id_prefix: str = "frontline"
+    topic_namespace: str = ""
 
 
 class KernelSettings(BaseSettings):

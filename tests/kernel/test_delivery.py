@@ -1,0 +1,136 @@
+"""Outbox, relay, inbox and DLQ: the delivery guarantees of DESIGN.md §2, on SQLite and
+PostgreSQL, through the local bus and through both Kafka test brokers.
+"""
+
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from shared.events import decode
+from shared.outbox import OUTBOX
+from shared.runtime import build_app, settle
+from shared.settings import KernelSettings, ServiceSettings
+from shared.transport import Record
+from tests.conftest import kafka_settings, transport_params
+from tests.kernel import toy
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def toy_db(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'toy.sqlite'}"
+    return request.getfixturevalue("pg_database_url")
+
+
+@pytest.fixture(params=transport_params())
+def kernel(request, tmp_path, broker_pool) -> KernelSettings:
+    base = dict(var_dir=tmp_path, relay_idle_seconds=0.05, consumer_retry_seconds=0.01)
+    if request.param == "local":
+        return KernelSettings(**base)
+    broker = broker_pool.get(request.param.removeprefix("kafka-"))
+    return KernelSettings(**base, transport="kafka", kafka=kafka_settings(broker))
+
+
+@asynccontextmanager
+async def running(kernel: KernelSettings, url: str, *, workers: bool = True):
+    app = build_app(
+        [toy.spec],
+        kernel=kernel,
+        service_settings={"toy": ServiceSettings(database_url=url, migrate_on_start=False)},
+        workers=workers,
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            yield app, client
+
+
+async def tally(app, key: str):
+    async with app.state.runtimes["toy"].transaction() as s:
+        table = toy.Tally.__table__
+        return (await s.execute(table.select().where(table.c.key == key))).first()
+
+
+async def test_redelivery_after_relay_dies_before_marking_counts_once(kernel, toy_db):
+    async with running(kernel, toy_db, workers=False) as (app, client):
+        assert (await client.post("/toy/v1/notes", json={"key": "a", "seq": 1})).status_code == 201
+        rt = app.state.runtimes["toy"]
+        # The relay published, then died before marking: the same rows go out again.
+        async with rt.sessionmaker() as s:
+            rows = (await s.execute(rt.relay._unsent())).all()
+        assert len(rows) == 1
+        await rt.relay._publish(rows)
+        assert await rt.relay.drain() == 1
+        assert app.state.transport.sent["frontline.toy"] == 2
+        await rt.start()  # now the consumer runs
+        await settle(app)
+        row = await tally(app, "a")
+        assert (row.count, row.last_seq) == (1, 1)
+        assert rt.runner.applied == 1 and rt.runner.skipped == 1
+
+
+async def test_rolled_back_change_publishes_nothing(kernel, toy_db):
+    async with running(kernel, toy_db) as (app, client):
+        r = await client.post(
+            "/toy/v1/notes", json={"key": "b", "seq": 1, "fail_after_write": True}
+        )
+        assert r.status_code == 409 and r.json()["code"] == "toy_failure"
+        await client.post("/toy/v1/notes", json={"key": "c", "seq": 1})
+        await settle(app)
+        assert await tally(app, "b") is None
+        assert (await tally(app, "c")).count == 1
+        async with app.state.runtimes["toy"].transaction() as s:
+            keys = (await s.execute(select(OUTBOX.c.key))).scalars().all()
+        assert keys == ["c"]
+
+
+async def test_order_per_key_holds(kernel, toy_db):
+    async with running(kernel, toy_db) as (app, client):
+        for seq in range(1, 31):
+            for key in ("k1", "k2", "k3", "k4"):
+                await client.post("/toy/v1/notes", json={"key": key, "seq": seq})
+        await settle(app, timeout=60)
+        for key in ("k1", "k2", "k3", "k4"):
+            row = await tally(app, key)
+            assert (row.count, row.last_seq, row.in_order) == (30, 30, True)
+
+
+async def test_poison_event_goes_to_dlq_and_the_next_is_handled(kernel, toy_db):
+    async with running(kernel, toy_db) as (app, client):
+        await client.post("/toy/v1/notes", json={"key": "p", "seq": 1, "poison": True})
+        await client.post("/toy/v1/notes", json={"key": "p", "seq": 2})
+        await settle(app)
+        runner = app.state.runtimes["toy"].runner
+        assert runner.dead == 1
+        row = await tally(app, "p")
+        assert (row.count, row.last_seq) == (1, 2)
+        assert app.state.transport.sent["frontline.toy.dlq"] == 1
+        if kernel.transport == "local":
+            [dead] = await app.state.transport.read("frontline.toy.dlq")
+            assert decode(dead.value).payload["poison"] is True
+            assert "poison note" in dead.headers["error"]
+
+
+async def test_undecodable_message_goes_to_dlq(kernel, toy_db):
+    async with running(kernel, toy_db) as (app, client):
+        await app.state.transport.publish([Record("frontline.toy", "x", b"not json")])
+        await client.post("/toy/v1/notes", json={"key": "x", "seq": 1})
+        await settle(app)
+        assert app.state.runtimes["toy"].runner.dead == 1
+        assert (await tally(app, "x")).count == 1
+
+
+async def test_outbox_rows_are_marked_after_publishing(kernel, toy_db):
+    async with running(kernel, toy_db) as (app, client):
+        for seq in (1, 2, 3):
+            await client.post("/toy/v1/notes", json={"key": "m", "seq": seq})
+        await settle(app)
+        async with app.state.runtimes["toy"].transaction() as s:
+            unsent = await s.scalar(
+                select(func.count()).select_from(OUTBOX).where(OUTBOX.c.published_at.is_(None))
+            )
+        assert unsent == 0
+        health = (await client.get("/toy/health")).json()
+        assert health["outbox"]["unsent"] == 0 and health["database"] == "ok"

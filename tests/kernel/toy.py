@@ -1,0 +1,102 @@
+"""A toy service that exercises the kernel alone: a note is a change plus its event;
+the handler tallies notes per key and remembers whether they came in order.
+"""
+
+import uuid
+from pathlib import Path
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+from sqlmodel import Field
+
+from shared.db import service_base, upsert
+from shared.errors import Conflict
+from shared.events import EventPayload, event_type
+from shared.inbox import Handlers
+from shared.outbox import add_event, kernel_tables
+from shared.runtime import ClockDep, ServiceRuntime, ServiceSpec, session_dependency
+from shared.settings import ServiceSettings
+
+Base = service_base("toy")
+outbox, inbox = kernel_tables(Base.metadata)
+
+
+class Note(Base, table=True):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    key: str
+    seq: int
+
+
+class Tally(Base, table=True):
+    key: str = Field(primary_key=True)
+    count: int = 0
+    last_seq: int = 0
+    in_order: bool = True
+
+
+@event_type("toy.note.added")
+class NoteAdded(EventPayload):
+    key: str
+    seq: int
+    poison: bool = False
+
+
+class NoteIn(BaseModel):
+    key: str
+    seq: int
+    poison: bool = False
+    fail_after_write: bool = False
+
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post("/notes", status_code=201)
+async def add_note(body: NoteIn, clock: ClockDep, session=Depends(session_dependency("toy"))):
+    """Write a note and its event; optionally fail afterwards (the transaction rolls back)."""
+    session.add(Note(key=body.key, seq=body.seq))
+    await session.flush()
+    await add_event(
+        session,
+        NoteAdded(key=body.key, seq=body.seq, poison=body.poison),
+        key=body.key,
+        producer="toy",
+        occurred_at=clock.now(),
+    )
+    if body.fail_after_write:
+        raise Conflict("failing on purpose after the write", code="toy_failure")
+    return {"key": body.key, "seq": body.seq}
+
+
+handlers = Handlers()
+
+
+@handlers.on(NoteAdded)
+async def on_note(session, payload: NoteAdded, envelope) -> None:
+    if payload.poison:
+        raise ValueError("poison note")
+    table = Tally.__table__
+    current = (await session.execute(table.select().where(table.c.key == payload.key))).first()
+    count, last, ok = (
+        (current.count, current.last_seq, current.in_order) if current else (0, 0, True)
+    )
+    row = {"key": payload.key, "count": count + 1, "last_seq": payload.seq}
+    row["in_order"] = ok and payload.seq == last + 1
+    await session.execute(upsert(session, table, ["key"], ["count", "last_seq", "in_order"]), row)
+
+
+async def create_tables(rt: ServiceRuntime) -> None:
+    # The toy has no migrations of its own: it exists only inside these tests.
+    async with rt.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+
+
+spec = ServiceSpec(
+    name="toy",
+    router=router,
+    metadata=Base.metadata,
+    settings_cls=ServiceSettings,
+    migrations=Path("unused"),
+    handlers=handlers,
+    on_start=create_tables,
+)
