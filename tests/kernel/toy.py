@@ -9,6 +9,8 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 from sqlmodel import Field
 
+from shared.auth import CurrentPrincipal, require_roles
+from shared.contracts.enums import Role
 from shared.db import service_base, upsert
 from shared.errors import Conflict
 from shared.events import EventPayload, event_type
@@ -66,6 +68,19 @@ async def add_note(body: NoteIn, clock: ClockDep, session=Depends(session_depend
     if body.fail_after_write:
         raise Conflict("failing on purpose after the write", code="toy_failure")
     return {"key": body.key, "seq": body.seq}
+
+
+@router.get("/admin-only")
+async def admin_only(principal=Depends(require_roles(Role.org_admin))):
+    """Only org_admin gets through."""
+    return {"user": principal.username}
+
+
+@router.get("/cadres/{cadre_id}")
+async def own_record(cadre_id: uuid.UUID, principal: CurrentPrincipal):
+    """A cadre reads only their own record; auditors read anyone's."""
+    principal.ensure_self_or(cadre_id, Role.auditor)
+    return {"cadre_id": str(cadre_id)}
 
 
 handlers = Handlers()
