@@ -119,3 +119,21 @@ def kafka_settings(broker: Broker) -> KafkaSettings:
         topic_namespace=f"t{run}.",
         client_id_prefix=f"t{run}",
     )
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say which real servers the run exercised, so a green run shows it was not hollow."""
+    passed = terminalreporter.stats.get("passed", [])
+    counts = {
+        "PostgreSQL": sum("postgres" in r.keywords for r in passed),
+        **{
+            f"Kafka ({kind})": sum(
+                f"kafka-{kind}" in r.nodeid or f"[{kind}" in r.nodeid or f"-{kind}]" in r.nodeid
+                for r in passed
+                if "kafka" in r.keywords
+            )
+            for kind in broker_kinds()
+        },
+    }
+    line = ", ".join(f"{name}: {n} passed" for name, n in counts.items())
+    terminalreporter.write_line(f"real servers exercised: {line}")
