@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from services.registry.api import auth, users
+from services.registry.api import auth, cadres, postings, units, users
 
 router = APIRouter(prefix="/v1")
-for module in (auth, users):
+for module in (auth, users, units, cadres, postings):
     router.include_router(module.router)

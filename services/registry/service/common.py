@@ -63,24 +63,24 @@ def nothing():
 Key = Sequence[tuple[Any, str, Callable[[Any], Any]]]  # (column, attribute, parse)
 
 
-def _parse_uuid(v: Any) -> uuid.UUID:
+def parse_uuid(v: Any) -> uuid.UUID:
     return uuid.UUID(str(v))
 
 
-def _parse_ts(v: Any) -> datetime:
+def parse_ts(v: Any) -> datetime:
     return datetime.fromisoformat(str(v))
 
 
-def _parse_date(v: Any) -> date:
+def parse_date(v: Any) -> date:
     return date.fromisoformat(str(v))
 
 
 def by_created(model) -> Key:
-    return [(model.created_at, "created_at", _parse_ts), (model.id, "id", _parse_uuid)]
+    return [(model.created_at, "created_at", parse_ts), (model.id, "id", parse_uuid)]
 
 
 def by_start(model) -> Key:
-    return [(model.start_date, "start_date", _parse_date), (model.id, "id", _parse_uuid)]
+    return [(model.start_date, "start_date", parse_date), (model.id, "id", parse_uuid)]
 
 
 def by_code(model) -> Key:

@@ -1,0 +1,212 @@
+"""Cadres: category, village-cadre position, phone (unique), home unit, status."""
+
+import uuid
+from datetime import date
+from typing import Any
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.registry.access import (
+    ensure_cadre_visible,
+    ensure_in_scope,
+    own_only,
+    scope_clause,
+    under,
+)
+from services.registry.models import Cadre, OrgUnit, Posting
+from services.registry.schemas import CadreCreate, CadreUpdate
+from services.registry.service.common import (
+    active_on,
+    by_created,
+    emit,
+    fetch_page,
+    flush_unique,
+    get_or_404,
+    nothing,
+)
+from shared.auth import Principal
+from shared.clock import Clock
+from shared.contracts.enums import CadreCategory, Position
+from shared.contracts.registry import CadreUpserted
+from shared.errors import Conflict, InvalidInput
+from shared.pagination import PageParams
+
+
+def position_problem(category: CadreCategory, position: Position | None) -> str | None:
+    """A village cadre holds a position; nobody else does."""
+    if category == CadreCategory.village_cadre and position is None:
+        return "a village cadre needs a position"
+    if category != CadreCategory.village_cadre and position is not None:
+        return "only a village cadre holds a position"
+    return None
+
+
+def cadre_event(cadre: Cadre, effective: date) -> tuple[CadreUpserted, uuid.UUID]:
+    payload = CadreUpserted(
+        cadre_id=cadre.id,
+        name=cadre.name,
+        category=cadre.category,
+        position=cadre.position,
+        active=cadre.active,
+        effective_date=effective,
+    )
+    return payload, cadre.id
+
+
+def phone_taken(phone: str) -> Conflict:
+    return Conflict(f"phone {phone} is already registered", code="phone_taken", field="phone")
+
+
+async def _ensure_phone_free(session: AsyncSession, phone: str) -> None:
+    if await session.scalar(select(Cadre.id).where(Cadre.phone == phone)):
+        raise phone_taken(phone)
+
+
+async def get_cadre(session: AsyncSession, cadre_id: uuid.UUID) -> Cadre:
+    return await get_or_404(session, Cadre, cadre_id, "cadre")
+
+
+async def visible_cadre(session: AsyncSession, principal: Principal, cadre_id: uuid.UUID) -> Cadre:
+    cadre = await get_cadre(session, cadre_id)
+    await ensure_cadre_visible(session, principal, cadre.id, cadre.unit_id)
+    return cadre
+
+
+async def managed_cadre(session: AsyncSession, principal: Principal, cadre_id: uuid.UUID) -> Cadre:
+    """A cadre an org_admin may change: in their scope (403 outside it)."""
+    cadre = await get_cadre(session, cadre_id)
+    await ensure_in_scope(session, principal, cadre.unit_id)
+    return cadre
+
+
+async def _home_unit(
+    session: AsyncSession, principal: Principal, unit_id: uuid.UUID | None
+) -> uuid.UUID | None:
+    if unit_id is None:
+        return principal.unit_id  # a scoped admin's cadres land in the admin's unit
+    await get_or_404(session, OrgUnit, unit_id, "unit")
+    await ensure_in_scope(session, principal, unit_id)
+    return unit_id
+
+
+async def create_cadre(
+    session: AsyncSession, *, clock: Clock, principal: Principal, data: CadreCreate
+) -> Cadre:
+    if problem := position_problem(data.category, data.position):
+        raise InvalidInput("position", problem)
+    unit_id = await _home_unit(session, principal, data.unit_id)
+    await _ensure_phone_free(session, data.phone)
+    now = clock.now()
+    cadre = Cadre(
+        name=data.name,
+        phone=data.phone,
+        category=data.category,
+        position=data.position,
+        unit_id=unit_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(cadre)
+    await flush_unique(session, phone_taken(data.phone))
+    await emit(session, clock, cadre_event(cadre, clock.today()))
+    return cadre
+
+
+async def update_cadre(
+    session: AsyncSession,
+    *,
+    clock: Clock,
+    principal: Principal,
+    cadre_id: uuid.UUID,
+    data: CadreUpdate,
+) -> Cadre:
+    """Change name, phone, category, position or home unit; the event carries the date."""
+    cadre = await managed_cadre(session, principal, cadre_id)
+    given = data.model_fields_set
+    category = data.category or CadreCategory(cadre.category)
+    if "position" in given:
+        position = data.position
+    elif data.category and data.category != CadreCategory.village_cadre:
+        position = None  # leaving the village cadres drops the position
+    else:
+        position = Position(cadre.position) if cadre.position else None
+    if problem := position_problem(category, position):
+        raise InvalidInput("position", problem)
+    if data.phone and data.phone != cadre.phone:
+        await _ensure_phone_free(session, data.phone)
+        cadre.phone = data.phone
+    if "unit_id" in given and data.unit_id != cadre.unit_id:
+        cadre.unit_id = await _home_unit(session, principal, data.unit_id)
+    cadre.name = data.name or cadre.name
+    cadre.category, cadre.position = category, position
+    cadre.updated_at = clock.now()
+    await flush_unique(session, phone_taken(cadre.phone))
+    await emit(session, clock, cadre_event(cadre, data.effective_date or clock.today()))
+    return cadre
+
+
+async def set_active(
+    session: AsyncSession,
+    *,
+    clock: Clock,
+    principal: Principal,
+    cadre_id: uuid.UUID,
+    active: bool,
+    effective_date: date | None,
+) -> Cadre:
+    cadre = await managed_cadre(session, principal, cadre_id)
+    day = effective_date or clock.today()
+    if not active:
+        open_posting = await session.scalar(
+            select(Posting.id).where(
+                Posting.cadre_id == cadre.id,
+                Posting.end_reason.is_(None),
+                active_on(Posting.start_date, Posting.end_date, day) | (Posting.start_date > day),
+            )
+        )
+        if open_posting is not None:
+            raise Conflict(
+                "end the cadre's posting first",
+                code="cadre_has_open_posting",
+                posting_id=str(open_posting),
+            )
+    if cadre.active != active:
+        cadre.active, cadre.updated_at = active, clock.now()
+        await emit(session, clock, cadre_event(cadre, day))
+    return cadre
+
+
+def posted_clause(day: date, unit_id: uuid.UUID | None):
+    """Cadres with a posting covering `day` (inside the subtree of `unit_id` when given)."""
+    cond = [Posting.cadre_id == Cadre.id, active_on(Posting.start_date, Posting.end_date, day)]
+    if unit_id is not None:
+        cond.append(under(Posting.unit_id, unit_id))
+    return exists().where(*cond)
+
+
+async def list_cadres(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    page: PageParams,
+    unit_id: uuid.UUID | None = None,
+    category: CadreCategory | None = None,
+    posted_on: date | None = None,
+    active: bool | None = None,
+) -> dict[str, Any]:
+    """`unit_id` is a subtree: of the cadre's home unit, or with `posted_on`, of the posting."""
+    stmt = select(Cadre)
+    if own_only(principal):
+        stmt = stmt.where(Cadre.id == principal.cadre_id if principal.cadre_id else nothing())
+    elif (clause := scope_clause(principal, Cadre.unit_id)) is not None:
+        stmt = stmt.where(clause)
+    if posted_on is not None:
+        stmt = stmt.where(posted_clause(posted_on, unit_id))
+    elif unit_id is not None:
+        stmt = stmt.where(under(Cadre.unit_id, unit_id))
+    if category is not None:
+        stmt = stmt.where(Cadre.category == category)
+    if active is not None:
+        stmt = stmt.where(Cadre.active == active)
+    return await fetch_page(session, stmt, page, by_created(Cadre))
