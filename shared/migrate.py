@@ -10,7 +10,7 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, create_engine, pool
+from sqlalchemy import MetaData, create_engine, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -49,6 +49,9 @@ async def upgrade(engine: AsyncEngine, script_location: Path, revision: str = "h
     cfg = alembic_config(script_location)
 
     def _run(conn: Connection) -> None:
+        if conn.dialect.name == "postgresql":
+            # Replicas starting together: one migrates, the others wait and find it done.
+            conn.execute(text("SELECT pg_advisory_xact_lock(7246001)"))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
