@@ -25,6 +25,12 @@ test: $(STAMP) ## the whole suite: SQLite, PostgreSQL (started if needed), both 
 test-fast: $(STAMP) ## SQLite only, no PostgreSQL, no brokers
 	$(BIN)/python -m pytest -m "not postgres and not kafka and not e2e"
 
+up: $(STAMP) ## distributed stack: PostgreSQL, a test broker, services on :8001-8003 (logs in var/log/)
+	$(BIN)/python deploy/local_stack.py up
+
+down: ## stop what `make up` started
+	$(BIN)/python deploy/local_stack.py down
+
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
@@ -37,4 +43,4 @@ bench: $(STAMP) ## benchmark scripts: print ratios measured in one run
 clean: ## remove var/ (embedded data)
 	rm -rf var
 
-.PHONY: help install run test test-fast lint migration bench clean
+.PHONY: help install run test test-fast up down lint migration bench clean
