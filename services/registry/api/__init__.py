@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from services.registry.api import auth, cadres, postings, units, users
+from services.registry.api import auth, cadres, households, postings, training, units, users
 
 router = APIRouter(prefix="/v1")
-for module in (auth, users, units, cadres, postings):
+for module in (auth, users, units, cadres, postings, households, training):
     router.include_router(module.router)
