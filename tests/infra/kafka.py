@@ -33,6 +33,8 @@ _TANSU_ENV = (
     "OTEL_EXPORTER_OTLP_ENDPOINT",
 )
 _START_TIMEOUT = 15.0
+# bootstrap -> pid of the brokers started here, so a test can pause one (SIGSTOP/SIGCONT).
+RUNNING: dict[str, int] = {}
 _STOP_TIMEOUT = 10.0
 
 
@@ -90,10 +92,13 @@ def kafka_broker(kind: str) -> Iterator[str]:
 
     # atexit covers a session that ends without running fixture teardown.
     atexit.register(stop)
+    bootstrap = f"127.0.0.1:{port}"
     try:
         _wait_ready(kind, proc, port, log)
-        yield f"127.0.0.1:{port}"
+        RUNNING[bootstrap] = proc.pid
+        yield bootstrap
     finally:
+        RUNNING.pop(bootstrap, None)
         atexit.unregister(stop)
         stop()
 
