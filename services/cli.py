@@ -5,12 +5,16 @@ frontline serve registry           one service (distributed mode: PostgreSQL + K
 """
 
 import argparse
+import asyncio
 import os
 import sys
 
+import orjson
 import uvicorn
 
 from services.main import SERVICES, embedded_app, service_app
+from shared import dlq
+from shared.runtime import make_transport
 from shared.settings import KernelSettings
 
 DEFAULT_PORTS = {"registry": 8001, "assessment": 8002, "incentives": 8003}
@@ -26,6 +30,20 @@ def _announce(kernel: KernelSettings, port: int) -> None:
         print(f"  bootstrap admin: {user}", flush=True)
 
 
+async def _dlq(kernel: KernelSettings, action: str, topic: str, offsets: list[int] | None) -> None:
+    transport = make_transport(kernel, "frontline-dlq")
+    await transport.start()
+    try:
+        if action == "list":
+            for m in await dlq.read(transport, topic):
+                print(orjson.dumps(dlq.describe(m)).decode())
+        else:
+            n = await dlq.replay(transport, topic, offsets=set(offsets) if offsets else None)
+            print(f"replayed {n} event(s) from {topic}")
+    finally:
+        await transport.stop()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="frontline")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -36,10 +54,16 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("service", choices=SERVICES)
     serve.add_argument("--port", type=int)
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    dead = sub.add_parser("dlq", help="inspect or replay a dead-letter topic")
+    dead.add_argument("action", choices=("list", "replay"))
+    dead.add_argument("topic", help="e.g. frontline.assessment.dlq")
+    dead.add_argument("--offset", type=int, action="append", help="only these offsets")
     args = parser.parse_args(argv)
 
     kernel = KernelSettings()
-    if args.cmd == "run":
+    if args.cmd == "dlq":
+        asyncio.run(_dlq(kernel, args.action, args.topic, args.offset))
+    elif args.cmd == "run":
         _announce(kernel, args.port)
         uvicorn.run(embedded_app(kernel=kernel), host=args.host, port=args.port, log_level="info")
     else:

@@ -17,6 +17,11 @@ from shared.transport import Message, Record
 log = logging.getLogger(__name__)
 
 
+def _message(topic: str, r) -> Message:
+    headers = {k: v.decode() for k, v in (r.headers or ())}
+    return Message(topic, r.partition, r.offset, (r.key or b"").decode(), r.value or b"", headers)
+
+
 class KafkaTransport:
     name = "kafka"
 
@@ -119,6 +124,30 @@ class KafkaTransport:
         finally:
             await consumer.stop()
 
+    async def read(self, topic: str, start: int = 0, limit: int = 1000) -> list[Message]:
+        """Read a topic from the beginning without a group (DLQ inspection): every partition,
+        until a poll comes back empty."""
+        consumer = AIOKafkaConsumer(**self._common(), enable_auto_commit=False)
+        await consumer.start()
+        try:
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            parts = consumer.partitions_for_topic(self.real(topic)) or set()
+            tps = [TopicPartition(self.real(topic), p) for p in parts]
+            if not tps:
+                return []
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            out: list[Message] = []
+            while len(out) < limit:
+                batch = await consumer.getmany(timeout_ms=1000)
+                if not batch:
+                    break
+                for records in batch.values():
+                    out.extend(_message(topic, r) for r in records if r.offset >= start)
+            return out[:limit]
+        finally:
+            await consumer.stop()
+
 
 class KafkaConsumer:
     def __init__(self, transport: KafkaTransport, group: str, topics: list[str]):
@@ -151,17 +180,7 @@ class KafkaConsumer:
         batches = await self.consumer.getmany(timeout_ms=int(timeout * 1000))
         out: list[Message] = []
         for tp, records in batches.items():
-            for r in records:
-                out.append(
-                    Message(
-                        self.transport.logical(tp.topic),
-                        tp.partition,
-                        r.offset,
-                        (r.key or b"").decode(),
-                        r.value or b"",
-                        {k: v.decode() for k, v in (r.headers or ())},
-                    )
-                )
+            out.extend(_message(self.transport.logical(tp.topic), r) for r in records)
         return out
 
     async def commit(self, messages: list[Message]) -> None:

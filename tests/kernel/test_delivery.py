@@ -8,6 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from shared import dlq
 from shared.events import decode
 from shared.outbox import OUTBOX
 from shared.runtime import build_app, settle
@@ -134,3 +135,22 @@ async def test_outbox_rows_are_marked_after_publishing(kernel, toy_db):
         assert unsent == 0
         health = (await client.get("/toy/health")).json()
         assert health["outbox"]["unsent"] == 0 and health["database"] == "ok"
+
+
+async def test_dead_letter_can_be_inspected_and_replayed_after_a_fix(kernel, toy_db, monkeypatch):
+    async with running(kernel, toy_db) as (app, client):
+        await client.post("/toy/v1/notes", json={"key": "r", "seq": 1, "poison": True})
+        await settle(app)
+        transport = app.state.transport
+        [entry] = [dlq.describe(m) for m in await dlq.read(transport, "frontline.toy.dlq")]
+        assert entry["type"] == "toy.note.added" and entry["source_topic"] == "frontline.toy"
+        assert "poison note" in entry["error"]
+        assert await tally(app, "r") is None
+        monkeypatch.setattr(toy, "POISON_IS_FATAL", False)  # the fix is deployed
+        assert await dlq.replay(transport, "frontline.toy.dlq") == 1
+        await settle(app)
+        assert (await tally(app, "r")).count == 1
+        # Replaying again changes nothing: the inbox knows the event id.
+        await dlq.replay(transport, "frontline.toy.dlq")
+        await settle(app)
+        assert (await tally(app, "r")).count == 1

@@ -84,11 +84,12 @@ async def own_record(cadre_id: uuid.UUID, principal: CurrentPrincipal):
 
 
 handlers = Handlers()
+POISON_IS_FATAL = True  # a test flips it to play "the fix is deployed"
 
 
 @handlers.on(NoteAdded)
 async def on_note(session, payload: NoteAdded, envelope) -> None:
-    if payload.poison:
+    if payload.poison and POISON_IS_FATAL:
         raise ValueError("poison note")
     table = Tally.__table__
     current = (await session.execute(table.select().where(table.c.key == payload.key))).first()
