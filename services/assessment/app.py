@@ -8,6 +8,7 @@ import shared.contracts  # noqa: F401  (registers every event type)
 from services.assessment import models
 from services.assessment.api import router
 from services.assessment.events import handlers
+from services.assessment.service.scheduler import scheduler
 from services.assessment.settings import AssessmentSettings
 from shared.runtime import ServiceSpec, build_app
 
@@ -18,6 +19,7 @@ spec = ServiceSpec(
     settings_cls=AssessmentSettings,
     migrations=Path(__file__).parent / "migrations",
     handlers=handlers,
+    background=[scheduler],
 )
 
 

@@ -51,7 +51,13 @@ class _Presence(EventPayload):
 
 @event_type("assessment.presence.judged")
 class PresenceJudged(_Presence):
-    """A week's verdict for a cadre, first given or changed by a re-judgement."""
+    """A week's verdict for a cadre, first given or changed by a re-judgement.
+
+    `judged` false withdraws an earlier verdict (the cadre turned out not to be posted
+    all week); such an event carries `compliant` true, so no deduction stays behind.
+    """
+
+    judged: bool = True
 
 
 class _Entry(EventPayload):

@@ -1,0 +1,96 @@
+"""Findings of the inspection teams, their dismissal and appeal."""
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+
+from services.assessment.api.deps import Inspector, OrgAdmin, Policy, Session
+from services.assessment.schemas import AppealDecision, FindingCreate, FindingPublic, Reason
+from services.assessment.service import findings
+from shared.auth import CurrentPrincipal
+from shared.contracts.enums import FindingStatus, Role
+from shared.errors import Forbidden
+from shared.pagination import Page, Paging
+from shared.runtime import ClockDep
+
+router = APIRouter(prefix="/findings", tags=["findings"])
+READERS = (Role.org_admin, Role.auditor, Role.inspector)
+
+
+@router.post("", response_model=FindingPublic, status_code=201)
+async def post_finding(
+    body: FindingCreate, session: Session, principal: Inspector, clock: ClockDep, policy: Policy
+) -> dict[str, Any]:
+    """Post a finding on a cadre or a unit; it takes effect at once (a negative entry)."""
+    row = await findings.post(session, body, principal=principal, now=clock.now(), policy=policy)
+    return findings.public(row)
+
+
+@router.get("", response_model=Page[FindingPublic])
+async def list_findings(
+    session: Session,
+    principal: CurrentPrincipal,
+    page: Paging,
+    subject_id: uuid.UUID | None = None,
+    unit_id: uuid.UUID | None = None,
+    status: FindingStatus | None = None,
+) -> dict[str, Any]:
+    """Findings by subject, unit subtree or status."""
+    if not principal.has(*READERS):
+        raise Forbidden(f"requires one of: {', '.join(READERS)}", code="wrong_role")
+    return await findings.listing(
+        session, subject_id=subject_id, unit_id=unit_id, status=status, page=page
+    )
+
+
+@router.get("/{finding_id}", response_model=FindingPublic)
+async def get_finding(
+    finding_id: uuid.UUID, session: Session, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """One finding (its readers, and a cadre it is about)."""
+    row = await findings.get(session, finding_id)
+    if not principal.has(*READERS):
+        principal.ensure_self_or(row["subject_id"])
+    return findings.public(row)
+
+
+@router.post("/{finding_id}/dismiss", response_model=FindingPublic)
+async def dismiss(
+    finding_id: uuid.UUID, body: Reason, session: Session, _: OrgAdmin, clock: ClockDep
+) -> dict[str, Any]:
+    """Dismiss a finding: its entry is revoked (409 if dismissed already)."""
+    row = await findings.dismiss(session, finding_id, reason=body.reason, now=clock.now())
+    return findings.public(row)
+
+
+@router.post("/{finding_id}/appeal", response_model=FindingPublic)
+async def appeal(
+    finding_id: uuid.UUID,
+    body: Reason,
+    session: Session,
+    principal: CurrentPrincipal,
+    clock: ClockDep,
+    policy: Policy,
+) -> dict[str, Any]:
+    """The subject appeals, within the appeal window after posting."""
+    row = await findings.appeal(
+        session,
+        finding_id,
+        reason=body.reason,
+        principal=principal,
+        now=clock.now(),
+        policy=policy,
+    )
+    return findings.public(row)
+
+
+@router.post("/{finding_id}/appeal/decide", response_model=FindingPublic)
+async def decide_appeal(
+    finding_id: uuid.UUID, body: AppealDecision, session: Session, _: OrgAdmin, clock: ClockDep
+) -> dict[str, Any]:
+    """Decide an appeal: upheld dismisses the finding, rejected leaves it posted."""
+    row = await findings.decide_appeal(
+        session, finding_id, upheld=body.upheld, note=body.note, now=clock.now()
+    )
+    return findings.public(row)

@@ -1,0 +1,88 @@
+"""Leave requests (请销假)."""
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+
+from services.assessment.api.deps import OrgAdmin, Policy, Session, own_or_all
+from services.assessment.schemas import LeaveCreate, LeavePublic, Reason
+from services.assessment.service import leave
+from shared.auth import CurrentPrincipal
+from shared.contracts.enums import LeaveStatus, Role
+from shared.pagination import Page, Paging
+from shared.runtime import ClockDep
+
+router = APIRouter(prefix="/leave-requests", tags=["leave"])
+
+
+@router.post("", response_model=LeavePublic, status_code=201)
+async def request_leave(
+    body: LeaveCreate, session: Session, principal: CurrentPrincipal, clock: ClockDep
+) -> dict[str, Any]:
+    """Ask for leave (the cadre, or org_admin on their behalf)."""
+    principal.ensure_self_or(body.cadre_id, Role.org_admin)
+    return await leave.request(session, body, now=clock.now())
+
+
+@router.get("", response_model=Page[LeavePublic])
+async def list_leave(
+    session: Session,
+    principal: CurrentPrincipal,
+    page: Paging,
+    cadre_id: uuid.UUID | None = None,
+    status: LeaveStatus | None = None,
+) -> dict[str, Any]:
+    """Leave requests by cadre and status; a cadre sees their own."""
+    cadre_id = own_or_all(principal, cadre_id)
+    return await leave.listing(session, cadre_id=cadre_id, status=status, page=page)
+
+
+@router.get("/{leave_id}", response_model=LeavePublic)
+async def get_leave(
+    leave_id: uuid.UUID, session: Session, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """One leave request."""
+    row = await leave.get(session, leave_id)
+    principal.ensure_self_or(row["cadre_id"], Role.org_admin, Role.auditor)
+    return row
+
+
+@router.post("/{leave_id}/approve", response_model=LeavePublic)
+async def approve(
+    leave_id: uuid.UUID, session: Session, principal: OrgAdmin, clock: ClockDep, policy: Policy
+) -> dict[str, Any]:
+    """Approve a requested leave; its days count as present."""
+    return await leave.approve(
+        session, leave_id, principal=principal, now=clock.now(), policy=policy
+    )
+
+
+@router.post("/{leave_id}/reject", response_model=LeavePublic)
+async def reject(
+    leave_id: uuid.UUID, session: Session, principal: OrgAdmin, clock: ClockDep
+) -> dict[str, Any]:
+    """Reject a requested leave."""
+    return await leave.reject(session, leave_id, principal=principal, now=clock.now())
+
+
+@router.post("/{leave_id}/cancel", response_model=LeavePublic)
+async def cancel(
+    leave_id: uuid.UUID,
+    body: Reason,
+    session: Session,
+    principal: CurrentPrincipal,
+    clock: ClockDep,
+) -> dict[str, Any]:
+    """Cancel a leave before it starts, with a reason."""
+    return await leave.cancel(
+        session, leave_id, principal=principal, reason=body.reason, now=clock.now()
+    )
+
+
+@router.post("/{leave_id}/return", response_model=LeavePublic)
+async def report_back(
+    leave_id: uuid.UUID, session: Session, principal: CurrentPrincipal, clock: ClockDep
+) -> dict[str, Any]:
+    """Report back from leave (销假), by the cadre."""
+    return await leave.report_back(session, leave_id, principal=principal, now=clock.now())

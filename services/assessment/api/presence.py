@@ -1,0 +1,42 @@
+"""Presence per cadre and per unit, and closing a week."""
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from services.assessment.api.deps import OrgAdmin, Policy, Reader, Session
+from services.assessment.schemas import Presence, WeekClose
+from services.assessment.service import presence
+from shared.auth import CurrentPrincipal
+from shared.contracts.enums import Role
+from shared.pagination import Page, Paging
+from shared.runtime import ClockDep
+
+router = APIRouter(tags=["presence"])
+Week = Annotated[str, Query(examples=["2026-W48"])]
+
+
+@router.get("/cadres/{cadre_id}/presence", response_model=Presence)
+async def cadre_presence(
+    cadre_id: uuid.UUID, week: Week, session: Session, principal: CurrentPrincipal, policy: Policy
+) -> dict[str, Any]:
+    """Days, nights and leave days of a cadre's ISO week; judged once the week is closed."""
+    principal.ensure_self_or(cadre_id, Role.org_admin, Role.auditor)
+    return await presence.presence_of(session, cadre_id, week, policy=policy)
+
+
+@router.get("/units/{unit_id}/presence", response_model=Page[Presence])
+async def unit_presence(
+    unit_id: uuid.UUID, week: Week, session: Session, _: Reader, policy: Policy, page: Paging
+) -> dict[str, Any]:
+    """Presence of every cadre posted in the unit's subtree during the week."""
+    return await presence.unit_presence(session, unit_id, week, policy=policy, page=page)
+
+
+@router.post("/weeks/{week}/close", response_model=WeekClose)
+async def close_week(
+    week: str, session: Session, _: OrgAdmin, clock: ClockDep, policy: Policy
+) -> dict[str, Any]:
+    """Judge the week for every cadre posted all of it (idempotent; re-judges changed data)."""
+    return await presence.close_week(session, week, now=clock.now(), policy=policy)

@@ -1,0 +1,91 @@
+"""Sign-in on post: one at a time, or a phone's offline queue as a batch."""
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from pydantic import ValidationError
+
+from services.assessment.api.deps import Policy, Session
+from services.assessment.schemas import (
+    SignInBatch,
+    SignInBatchResult,
+    SignInCreate,
+    SignInPublic,
+)
+from services.assessment.service import signins
+from shared.auth import CurrentPrincipal
+from shared.contracts.enums import Role
+from shared.errors import Forbidden, InvalidInput
+from shared.runtime import ClockDep
+
+router = APIRouter(tags=["sign-ins"])
+
+
+@router.post("/sign-ins", response_model=SignInPublic, status_code=201)
+async def sign_in(
+    body: SignInCreate,
+    response: Response,
+    session: Session,
+    principal: CurrentPrincipal,
+    clock: ClockDep,
+    policy: Policy,
+) -> dict[str, Any]:
+    """Sign in on post (a cadre, for themself); a replayed key answers its first answer."""
+    principal.ensure_self_or(body.cadre_id)
+    [outcome] = await signins.record(session, body.cadre_id, [body], now=clock.now(), policy=policy)
+    if outcome.kind == "rejected":
+        raise InvalidInput(outcome.field, outcome.detail, code=outcome.code)
+    if outcome.kind == "replayed":
+        response.status_code = 200
+    return outcome.body
+
+
+@router.post("/sign-ins/batch", response_model=SignInBatchResult)
+async def sign_in_batch(
+    body: SignInBatch,
+    session: Session,
+    principal: CurrentPrincipal,
+    clock: ClockDep,
+    policy: Policy,
+) -> dict[str, Any]:
+    """Upload an offline queue: one result per item, in input order; a bad item fails alone."""
+    if not principal.has(Role.cadre) or principal.cadre_id is None:
+        raise Forbidden("only a cadre uploads their sign-ins", code="wrong_role")
+    if len(body.items) > policy.batch_max_items:
+        raise InvalidInput("items", f"at most {policy.batch_max_items} items per batch")
+    results: list[dict[str, Any] | None] = [None] * len(body.items)
+    valid: list[tuple[int, SignInCreate]] = []
+    for n, raw in enumerate(body.items):
+        key = raw.get("idempotency_key") if isinstance(raw, dict) else None
+        try:
+            item = SignInCreate.model_validate(raw)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = ".".join(str(p) for p in error.get("loc", ())) or "item"
+            results[n] = _rejected(n, key, "invalid_input", field, error.get("msg", ""))
+            continue
+        if item.cadre_id != principal.cadre_id:
+            results[n] = _rejected(n, key, "not_own_record", "cadre_id", "not your record")
+            continue
+        valid.append((n, item))
+    outcomes = await signins.record(
+        session, principal.cadre_id, [i for _, i in valid], now=clock.now(), policy=policy
+    )
+    for (n, item), outcome in zip(valid, outcomes, strict=True):
+        results[n] = (
+            _rejected(n, item.idempotency_key, outcome.code, outcome.field, outcome.detail)
+            if outcome.kind == "rejected"
+            else outcome.body
+        )
+    return {"results": results}
+
+
+def _rejected(n: int, key: Any, code: str, field: str, detail: str) -> dict[str, Any]:
+    return {
+        "status": "rejected",
+        "code": code,
+        "field": field,
+        "detail": detail,
+        "index": n,
+        "idempotency_key": key if isinstance(key, str) else None,
+    }

@@ -1,0 +1,287 @@
+"""Request and response bodies of the assessment API (DESIGN.md §7, §7.1)."""
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+
+from shared.contracts.enums import (
+    ActionStatus,
+    EntryReason,
+    EntryStatus,
+    FindingKind,
+    FindingStatus,
+    LeaveKind,
+    LeaveStatus,
+    PenaltyMeasure,
+    Rung,
+    Severity,
+    SignInReason,
+    SignInStatus,
+    SubjectType,
+)
+
+Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+Lon = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+Text = Annotated[str, Field(max_length=2000)]
+Money = Annotated[Decimal, PlainSerializer(lambda v: f"{v:.2f}", return_type=str)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- sign-ins -------------------------------------------------------------------------
+
+
+class SignInCreate(Strict):
+    idempotency_key: str = Field(min_length=1, max_length=100)
+    cadre_id: uuid.UUID
+    device_time: AwareDatetime
+    lat: Lat
+    lon: Lon
+    accuracy_m: float = Field(ge=0, allow_inf_nan=False)
+    device_id: str = Field(default="", max_length=100)
+    mock_location: bool = False
+
+
+class SignInPublic(BaseModel):
+    id: uuid.UUID
+    idempotency_key: str
+    cadre_id: uuid.UUID
+    device_time: datetime
+    received_at: datetime
+    status: SignInStatus
+    reasons: list[SignInReason]
+
+
+class SignInRejected(BaseModel):
+    status: SignInStatus = SignInStatus.rejected
+    code: str
+    field: str
+    detail: str = ""
+    index: int
+    idempotency_key: str | None = None
+
+
+class SignInBatch(Strict):
+    # Items are checked one by one, so one bad item is rejected alone.
+    items: list[Any]
+
+
+class SignInBatchResult(BaseModel):
+    results: list[SignInPublic | SignInRejected]
+
+
+# --- presence and weeks ----------------------------------------------------------------
+
+
+class Presence(BaseModel):
+    cadre_id: uuid.UUID
+    week: str
+    days: int
+    nights: int
+    leave_days: int
+    compliant: bool
+    judged: bool
+
+
+class WeekClose(BaseModel):
+    week: str
+    judged: int
+    compliant: int
+    non_compliant: int
+
+
+# --- negative list and accountability ---------------------------------------------------
+
+
+class NegativeEntryPublic(BaseModel):
+    id: uuid.UUID
+    subject_type: SubjectType
+    subject_id: uuid.UUID
+    unit_id: uuid.UUID | None
+    reason: EntryReason
+    source_id: uuid.UUID
+    severity: str | None
+    date: date
+    month: str
+    status: EntryStatus
+
+
+class ActionPublic(BaseModel):
+    id: uuid.UUID
+    cadre_id: uuid.UUID
+    entry_id: uuid.UUID
+    entry_date: date
+    rung: Rung
+    count: int
+    status: ActionStatus
+    measure: PenaltyMeasure | None
+    note: str
+
+
+class CarryOut(Strict):
+    measure: PenaltyMeasure | None = None
+    note: Text = ""
+
+
+# --- findings -----------------------------------------------------------------------------
+
+
+class FindingCreate(Strict):
+    subject_type: SubjectType
+    subject_id: uuid.UUID
+    kind: FindingKind
+    severity: Severity
+    observed_at: AwareDatetime
+    description: str = Field(min_length=1, max_length=4000)
+    evidence_urls: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
+        default_factory=list, max_length=50
+    )
+
+
+class FindingPublic(BaseModel):
+    id: uuid.UUID
+    subject_type: SubjectType
+    subject_id: uuid.UUID
+    unit_id: uuid.UUID | None
+    kind: FindingKind
+    severity: Severity
+    observed_at: datetime
+    description: str
+    evidence_urls: list[str]
+    status: FindingStatus
+    posted_by: uuid.UUID | None
+    posted_at: datetime
+    entry_id: uuid.UUID | None
+    dismiss_reason: str
+    appeal_reason: str
+    appealed_at: datetime | None
+    appeal_upheld: bool | None
+    appeal_note: str
+
+
+class Reason(Strict):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class AppealDecision(Strict):
+    upheld: bool
+    note: Text = ""
+
+
+# --- leave --------------------------------------------------------------------------------
+
+
+class LeaveCreate(Strict):
+    cadre_id: uuid.UUID
+    start_date: date
+    end_date: date
+    kind: LeaveKind
+    reason: Text = ""
+
+
+class LeavePublic(BaseModel):
+    id: uuid.UUID
+    cadre_id: uuid.UUID
+    kind: LeaveKind
+    start_date: date
+    end_date: date
+    reason: str
+    status: LeaveStatus
+    returned_on: date | None
+    cancel_reason: str
+
+
+# --- duty, work logs, tasks -----------------------------------------------------------
+
+
+class DutyItem(Strict):
+    cadre_id: uuid.UUID
+    duty_date: date
+
+
+class RosterCreate(Strict):
+    unit_id: uuid.UUID
+    title: str = Field(default="", max_length=200)
+    duties: list[DutyItem] = Field(min_length=1, max_length=1000)
+
+
+class DutyPublic(BaseModel):
+    id: uuid.UUID
+    cadre_id: uuid.UUID
+    duty_date: date
+
+
+class RosterPublic(BaseModel):
+    id: uuid.UUID
+    unit_id: uuid.UUID
+    title: str
+    duties: list[DutyPublic]
+
+
+class WorkLogCreate(Strict):
+    cadre_id: uuid.UUID
+    log_date: date
+    text: str = Field(min_length=1, max_length=8000)
+    households_visited: int = Field(default=0, ge=0, le=10_000)
+    household_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+
+
+class WorkLogPublic(BaseModel):
+    id: uuid.UUID
+    cadre_id: uuid.UUID
+    log_date: date
+    text: str
+    households_visited: int
+    household_ids: list[uuid.UUID]
+
+
+class TaskCreate(Strict):
+    unit_id: uuid.UUID
+    quarter: str = Field(pattern=r"^\d{4}-Q[1-4]$", examples=["2026-Q4"])
+    title: str = Field(min_length=1, max_length=500)
+    description: str = Field(default="", max_length=4000)
+    assignee_id: uuid.UUID
+    deadline: date
+
+
+class TaskPublic(BaseModel):
+    id: uuid.UUID
+    unit_id: uuid.UUID
+    quarter: str
+    title: str
+    description: str
+    assignee_id: uuid.UUID
+    deadline: date
+    status: str
+    done_on: date | None
+    overdue_entry_id: uuid.UUID | None
+
+
+# --- reports ---------------------------------------------------------------------------
+
+
+class ReportCreate(Strict):
+    kind: str = Field(pattern=r"^(weekly_dispatch|ten_day_summary|monthly_assessment)$")
+    period: str = Field(max_length=12)
+
+
+class ReportPublic(BaseModel):
+    id: uuid.UUID
+    kind: str
+    period: str
+    body: dict[str, Any]
+    published_at: datetime
+
+
+class ScorePublic(BaseModel):
+    cadre_id: uuid.UUID
+    month: str
+    township_id: uuid.UUID | None
+    score: Money
+    rank: int
+    components: dict[str, Any]

@@ -1,0 +1,262 @@
+"""Sign-in on post (签到到岗): flags, idempotency, and the offline batch.
+
+The hot path is one short transaction of Core statements: read the cadre's postings,
+fences and neighbouring sign-ins, insert every new row in one multi-row statement
+guarded by the (cadre, key) unique constraint, write the outbox rows, commit. A key
+seen before (even by a concurrent request) answers the first stored sign-in.
+"""
+
+import bisect
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.assessment.schemas import SignInCreate
+from services.assessment.service import presence
+from services.assessment.service.common import (
+    SIGN_INS,
+    WEEKS,
+    as_utc,
+    distance_m,
+    emit,
+    fences_of,
+    posting_on,
+    postings_of,
+    week_of,
+)
+from services.assessment.settings import AssessmentSettings
+from shared.clock import local_datetime, week_end_moment
+from shared.contracts.assessment import SignInRecorded
+from shared.contracts.enums import SignInReason, SignInStatus
+from shared.db import insert_ignore
+
+REASON_ORDER = list(SignInReason)
+
+
+@dataclass
+class Outcome:
+    """What one submitted sign-in came to: created, replayed or rejected."""
+
+    kind: str
+    body: dict[str, Any] = field(default_factory=dict)
+    code: str = ""
+    field: str = ""
+    detail: str = ""
+
+
+def body_of(row: dict[str, Any]) -> dict[str, Any]:
+    """The answer for a stored sign-in: the same bytes for the first answer and any replay."""
+    return {
+        "id": row["id"],
+        "idempotency_key": row["idempotency_key"],
+        "cadre_id": row["cadre_id"],
+        "device_time": as_utc(row["device_time"]),
+        "received_at": as_utc(row["received_at"]),
+        "status": row["status"],
+        "reasons": [r for r in row["reasons"].split(",") if r],
+    }
+
+
+def _within(t: time, start: time, end: time) -> bool:
+    return start <= t < end if start < end else (t >= start or t < end)
+
+
+def windows(
+    device_time: datetime, policy: AssessmentSettings
+) -> tuple[date, date | None, date | None]:
+    """(local date, the day it counts for as a day, the evening it counts for as a night).
+
+    A night runs from the evening into the next morning and belongs to the evening's date.
+    """
+    local = local_datetime(device_time)
+    t, d = local.time(), local.date()
+    day = d if _within(t, policy.day_start, policy.day_end) else None
+    night = None
+    if _within(t, policy.night_start, policy.night_end):
+        crosses = policy.night_start > policy.night_end
+        night = d - timedelta(days=1) if crosses and t < policy.night_end else d
+    return d, day, night
+
+
+async def _stored(session: AsyncSession, cadre_id: uuid.UUID, keys: list[str]) -> dict[str, dict]:
+    rows = await session.execute(
+        select(SIGN_INS).where(
+            SIGN_INS.c.cadre_id == cadre_id, SIGN_INS.c.idempotency_key.in_(keys)
+        )
+    )
+    return {r.idempotency_key: dict(r._mapping) for r in rows}
+
+
+async def _track(session: AsyncSession, cadre_id: uuid.UUID, first: datetime, last: datetime):
+    """The cadre's sign-ins from the one before `first` up to `last`, by device time."""
+    cols = (SIGN_INS.c.device_time, SIGN_INS.c.lat, SIGN_INS.c.lon)
+    before = (
+        await session.execute(
+            select(*cols)
+            .where(SIGN_INS.c.cadre_id == cadre_id, SIGN_INS.c.device_time < first)
+            .order_by(SIGN_INS.c.device_time.desc())
+            .limit(1)
+        )
+    ).all()
+    during = (
+        await session.execute(
+            select(*cols).where(
+                SIGN_INS.c.cadre_id == cadre_id, SIGN_INS.c.device_time.between(first, last)
+            )
+        )
+    ).all()
+    return sorted((as_utc(t), lat, lon) for t, lat, lon in [*before, *during])
+
+
+async def record(
+    session: AsyncSession,
+    cadre_id: uuid.UUID,
+    items: list[SignInCreate],
+    *,
+    now: datetime,
+    policy: AssessmentSettings,
+) -> list[Outcome]:
+    """Record a cadre's sign-ins; one outcome per item, in input order."""
+    outcomes: list[Outcome | None] = [None] * len(items)
+    stored = await _stored(session, cadre_id, list({i.idempotency_key for i in items}))
+    fresh: dict[str, int] = {}  # key -> index of its first new item
+    for n, item in enumerate(items):
+        if item.idempotency_key in stored:
+            outcomes[n] = Outcome("replayed", body_of(stored[item.idempotency_key]))
+        elif item.idempotency_key in fresh:
+            continue  # answered below, once the first item of that key is stored
+        elif as_utc(item.device_time) - now > timedelta(seconds=policy.future_tolerance_seconds):
+            outcomes[n] = Outcome(
+                "rejected",
+                code="device_time_in_future",
+                field="device_time",
+                detail="device time is more than the tolerance ahead of the server",
+            )
+        else:
+            fresh[item.idempotency_key] = n
+    rows = await _evaluate(session, cadre_id, [items[n] for n in fresh.values()], now, policy)
+    if rows:
+        result = await session.execute(
+            insert_ignore(session, SIGN_INS).values(rows).returning(SIGN_INS.c.id)
+        )
+        inserted = set(result.scalars())
+        created = [r for r in rows if r["id"] in inserted]
+        lost = [r["idempotency_key"] for r in rows if r["id"] not in inserted]
+        # A concurrent request stored these keys first: its answer is the answer.
+        winners = await _stored(session, cadre_id, lost) if lost else {}
+        for r in created:
+            outcomes[fresh[r["idempotency_key"]]] = Outcome("created", body_of(r))
+        for key, row in winners.items():
+            outcomes[fresh[key]] = Outcome("replayed", body_of(row))
+        await emit(session, [(_event(r), cadre_id) for r in created], now)
+        await _rejudge_closed_weeks(session, cadre_id, created, now=now, policy=policy)
+    for n, item in enumerate(items):
+        if outcomes[n] is None:  # a repeat of a key first seen in this same batch
+            first = outcomes[fresh[item.idempotency_key]]
+            outcomes[n] = Outcome("replayed", first.body) if first.kind != "rejected" else first
+    return outcomes  # type: ignore[return-value]
+
+
+async def _evaluate(
+    session: AsyncSession,
+    cadre_id: uuid.UUID,
+    items: list[SignInCreate],
+    now: datetime,
+    policy: AssessmentSettings,
+) -> list[dict[str, Any]]:
+    """The rows for new sign-ins, each with its flags (DESIGN.md §4)."""
+    if not items:
+        return []
+    postings = (await postings_of(session, [cadre_id]))[cadre_id]
+    fences = await fences_of(session, [p.unit_id for p in postings])
+    times = [as_utc(i.device_time) for i in items]
+    track = await _track(session, cadre_id, min(times), max(times))
+    rows = []
+    for item, moment in sorted(zip(items, times, strict=True), key=lambda pair: pair[1]):
+        local, day, night = windows(moment, policy)
+        reasons: set[SignInReason] = set()
+        posting = posting_on(postings, local)
+        if posting is None:
+            reasons.add(SignInReason.not_posted)
+        elif (fence := fences.get(posting.unit_id)) is not None:
+            slack = min(item.accuracy_m, policy.accuracy_cap_m)
+            far = distance_m(item.lat, item.lon, fence.fence_lat, fence.fence_lon)
+            if far > fence.fence_radius_m + slack:
+                reasons.add(SignInReason.outside_geofence)
+        at = bisect.bisect_right(track, (moment, float("inf"), float("inf")))
+        if at:
+            then, lat, lon = track[at - 1]
+            hours = (moment - then).total_seconds() / 3600
+            if distance_m(lat, lon, item.lat, item.lon) / 1000 > policy.max_speed_kmh * hours:
+                reasons.add(SignInReason.implausible_travel)
+        track.insert(at, (moment, item.lat, item.lon))
+        if item.mock_location:
+            reasons.add(SignInReason.mock_location)
+        if now - moment > timedelta(days=policy.offline_window_days):
+            reasons.add(SignInReason.late_sync)
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "cadre_id": cadre_id,
+                "idempotency_key": item.idempotency_key,
+                "device_time": moment,
+                "received_at": now,
+                "lat": item.lat,
+                "lon": item.lon,
+                "accuracy_m": item.accuracy_m,
+                "device_id": item.device_id,
+                "mock_location": item.mock_location,
+                "status": (SignInStatus.flagged if reasons else SignInStatus.accepted).value,
+                "reasons": ",".join(r.value for r in REASON_ORDER if r in reasons),
+                "counted": not reasons,
+                "posting_id": posting.posting_id if posting else None,
+                "unit_id": posting.unit_id if posting else None,
+                "local_date": local,
+                "day_date": day,
+                "night_date": night,
+            }
+        )
+    return rows
+
+
+def _event(row: dict[str, Any]) -> SignInRecorded:
+    body = body_of(row)
+    return SignInRecorded(
+        sign_in_id=body["id"],
+        cadre_id=body["cadre_id"],
+        device_time=body["device_time"],
+        received_at=body["received_at"],
+        status=body["status"],
+        reasons=body["reasons"],
+        counted=row["counted"],
+    )
+
+
+async def _rejudge_closed_weeks(
+    session: AsyncSession,
+    cadre_id: uuid.UUID,
+    created: list[dict[str, Any]],
+    *,
+    now: datetime,
+    policy: AssessmentSettings,
+) -> None:
+    """A counted sign-in for a week already closed re-judges that week for its cadre."""
+    mondays = {
+        week_of(d)
+        for r in created
+        if r["counted"]
+        for d in (r["local_date"], r["day_date"], r["night_date"])
+        if d is not None
+    }
+    ended = [m for m in mondays if week_end_moment(m) <= now]
+    if not ended:  # the usual case: this week's sign-ins cost no extra statement
+        return
+    closed = (
+        await session.execute(select(WEEKS.c.monday).where(WEEKS.c.monday.in_(ended)))
+    ).scalars()
+    for monday in sorted(closed):
+        await presence.rejudge(session, monday, [cadre_id], now=now, policy=policy)
