@@ -39,6 +39,7 @@ def supervise() -> None:
         pg = os.environ.get("STACK_PG") or cleanup.enter_context(postgres_server())
         kafka = os.environ.get("STACK_KAFKA") or cleanup.enter_context(kafka_broker("noida"))
         stack = Stack(pg, kafka, LOG_DIR, ports=DEFAULT_PORTS)
+        cleanup.callback(stack.drop_databases)
         cleanup.callback(stack.down)
         stack.up()
         READY.write_text(f"postgres {pg}\nkafka {kafka}\nadmin {stack.admin[0]} {stack.admin[1]}\n")

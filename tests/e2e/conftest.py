@@ -25,6 +25,7 @@ def stack(pg_base_dsn, broker_pool, tmp_path_factory) -> Iterator[Stack]:
         yield stack
     finally:
         stack.down()
+        stack.drop_databases()
 
 
 def broker_pool_kinds() -> list[str]:

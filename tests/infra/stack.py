@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.infra.postgres import _run_sync, create_database, unique_db_name
+from tests.infra.postgres import _run_sync, create_database, drop_database, unique_db_name
 
 SERVICES = ("registry", "assessment", "incentives")
 DEFAULT_PORTS = {"registry": 8001, "assessment": 8002, "incentives": 8003}
@@ -60,6 +60,13 @@ class Stack:
                 await create_database(self.pg_base, name)
 
         _run_sync(create())
+
+    def drop_databases(self) -> None:
+        async def drop() -> None:
+            for name in self.databases.values():
+                await drop_database(self.pg_base, name)
+
+        _run_sync(drop())
 
     def db_url(self, service: str, driver: str = "postgresql+asyncpg") -> str:
         base = self.pg_base.replace("postgresql://", f"{driver}://", 1)
