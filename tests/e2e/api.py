@@ -15,13 +15,22 @@ VILLAGE = {"lat": 25.1, "lon": 105.47, "radius_m": 800}
 
 
 class Api:
-    def __init__(self, stack: Stack):
-        self.stack = stack
-        self.clients = {s: httpx.AsyncClient(base_url=stack.url(s), timeout=30) for s in SERVICES}
+    """One client per service: separate processes, or the same embedded app for all three."""
+
+    def __init__(self, clients: dict[str, httpx.AsyncClient], admin: tuple[str, str]):
+        self.clients = clients
+        self.admin_login = admin
         self.admin: dict[str, str] = {}
 
+    @classmethod
+    def of_stack(cls, stack: Stack) -> "Api":
+        clients = {s: httpx.AsyncClient(base_url=stack.url(s), timeout=30) for s in SERVICES}
+        api = cls(clients, stack.admin)
+        api.stack = stack
+        return api
+
     async def close(self) -> None:
-        for c in self.clients.values():
+        for c in set(self.clients.values()):
             await c.aclose()
 
     async def token(self, username: str, password: str) -> dict[str, str]:
@@ -32,7 +41,7 @@ class Api:
         return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
     async def login(self) -> None:
-        self.admin = await self.token(*self.stack.admin)
+        self.admin = await self.token(*self.admin_login)
 
     async def call(self, method: str, path: str, *, as_=None, expect=(200, 201), **kw):
         service = path.split("/")[1]
@@ -62,12 +71,14 @@ class Api:
         body = {"code": code, "name": f"{kind} {code}", "kind": kind, "parent_id": parent, **extra}
         return await self.call("POST", "/registry/v1/org-units", json=body)
 
-    async def posted_cadre(self, village: str, role: str, start: date, category: str) -> dict:
+    async def posted_cadre(
+        self, village: str, role: str, start: date, category: str, name: str = ""
+    ) -> dict:
         phone = f"139{uuid.uuid4().int % 10**8:08d}"
         cadre = await self.call(
             "POST",
             "/registry/v1/cadres",
-            json={"name": f"cadre {phone}", "phone": phone, "category": category},
+            json={"name": name or f"cadre {phone}", "phone": phone, "category": category},
         )
         await self.call(
             "POST",

@@ -7,8 +7,11 @@ The kernel's Kafka tests cover both brokers.
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
+from services.main import embedded_app
+from shared.settings import KernelSettings
 from tests.e2e.api import Api
 from tests.infra.stack import SERVICES, Stack
 
@@ -36,10 +39,32 @@ def broker_pool_kinds() -> list[str]:
 
 @pytest.fixture
 async def api(stack) -> Api:
-    api = Api(stack)
+    api = Api.of_stack(stack)
     await api.login()
     yield api
     await api.close()
+
+
+@pytest.fixture
+async def embedded_api(tmp_path):
+    """The same system embedded (one process, SQLite, local bus), for comparisons."""
+    admin = ("admin", "embedded-admin-pass")
+    kernel = KernelSettings(
+        var_dir=tmp_path,
+        bootstrap_admin_username=admin[0],
+        bootstrap_admin_password=admin[1],
+        relay_idle_seconds=0.05,
+        run_scheduler=False,
+    )
+    app = embedded_app(kernel=kernel)
+    async with app.router.lifespan_context(app):
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://embedded", timeout=30
+        )
+        api = Api({s: client for s in SERVICES}, admin)
+        await api.login()
+        yield api
+        await api.close()
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -8,6 +8,7 @@ from decimal import Decimal
 import asyncpg
 
 from tests.e2e.api import Api, last_ended_week, sign_in, week_label
+from tests.e2e.scenario import Scenario
 from tests.infra.kafka import RUNNING
 
 DAYS = range(2, 7)  # Wednesday .. Sunday of the week: five days
@@ -125,62 +126,35 @@ async def test_broker_paused_sign_ins_still_accepted_and_events_flow_after(api: 
     assert (presence["days"], presence["nights"], presence["compliant"]) == (5, 4, True)
 
 
-async def test_kill_9_of_each_service_under_load_loses_nothing(api: Api):
-    monday, good, short, tokens = await seed(api)
-    items = presence_items(good["id"], monday, DAYS, NIGHTS) + presence_items(
-        short["id"], monday, range(2, 6), NIGHTS
-    )
-    acknowledged = []
-    for i, item in enumerate(items):
-        if i == 3:
-            api.stack.kill("incentives")
-        if i == 6:
-            api.stack.kill("registry")
-        if i == 9:
-            api.stack.kill("assessment")
-            api.stack.start("assessment")
-            api.stack.wait_healthy(["assessment"])
-        r = await api.clients["assessment"].post(
-            "/assessment/v1/sign-ins", json=item, headers=tokens[item["cadre_id"]]
-        )
-        assert r.status_code in (200, 201), r.text
-        acknowledged.append(r.json()["id"])
-    for s in ("registry", "incentives"):
-        api.stack.start(s)
-    api.stack.wait_healthy()
-    # The phone retries everything it sent: replays answer 200 with the first answer.
-    for item, first_id in zip(items, acknowledged, strict=True):
-        r = await api.clients["assessment"].post(
-            "/assessment/v1/sign-ins", json=item, headers=tokens[item["cadre_id"]]
-        )
-        assert (r.status_code, r.json()["id"]) == (200, first_id)
-    assert await count_sign_ins(api, [good["id"], short["id"]]) == len(items)
+async def test_kill_9_of_each_service_under_load_ends_where_the_embedded_run_ends(
+    api: Api, embedded_api: Api
+):
+    reference = Scenario(embedded_api)
+    await reference.seed()
+    await reference.load()
+    await reference.conclude()
+    expected = await reference.snapshot()
 
-    week = week_label(monday)
-    first = await api.call("POST", f"/assessment/v1/weeks/{week}/close")
-    api.stack.kill("incentives")  # dies while the verdicts are on their way
-    api.stack.start("incentives")
-    api.stack.wait_healthy()
-    again = await api.call("POST", f"/assessment/v1/weeks/{week}/close")
-    assert first == again
-    await api.settle(timeout=120)
+    run = Scenario(api)
+    await run.seed()
+    stack = api.stack
 
-    sunday = monday + timedelta(days=6)
-    month = f"{sunday.year:04d}-{sunday.month:02d}"
-    entries = await api.call("GET", "/assessment/v1/negative-list", params={"month": month})
-    assert [e["reason"] for e in entries["items"] if e["subject_id"] == short["id"]] == [
-        "presence_week"
-    ]
-    assert not [e for e in entries["items"] if e["subject_id"] == good["id"]]
-    actions = await api.call(
-        "GET", "/assessment/v1/accountability-actions", params={"cadre_id": short["id"]}
-    )
-    assert [a["rung"] for a in actions["items"]] == ["study_class"]
-    finance = await api.user(["finance"])
-    eligibility = await api.call(
-        "GET", f"/incentives/v1/eligibility/{short['id']}", params={"month": month}, as_=finance
-    )
-    assert sorted(d["kind"] for d in eligibility["deductions"]) == [
-        "non_compliant_week",
-        "study_class",
-    ]
+    async def faults(step: int) -> None:
+        if step == 3:
+            stack.kill("incentives")
+        elif step == 8:
+            stack.kill("registry")
+        elif step == 12:
+            stack.kill("assessment")
+            stack.start("assessment")
+            stack.wait_healthy(["assessment"])
+        elif step == 20:
+            stack.start("registry")
+            stack.start("incentives")
+            stack.wait_healthy()
+
+    await run.load(faults)
+    sent = len(run.sign_ins())
+    assert await count_sign_ins(api, list(run.cadres.values())) == sent
+    await run.conclude()
+    assert await run.snapshot() == expected
