@@ -158,3 +158,30 @@ async def test_kill_9_of_each_service_under_load_ends_where_the_embedded_run_end
     assert await count_sign_ins(api, list(run.cadres.values())) == sent
     await run.conclude()
     assert await run.snapshot() == expected
+
+
+async def test_a_second_assessment_replica_joins_and_leaves_under_load(api: Api, embedded_api: Api):
+    reference = Scenario(embedded_api)
+    await reference.seed()
+    await reference.load()
+    await reference.conclude()
+    expected = await reference.snapshot()
+
+    run = Scenario(api)
+    await run.seed()
+    stack, client = api.stack, api.clients["assessment"]
+    main_url = client.base_url
+
+    async def replica(step: int) -> None:
+        if step == 4:
+            name = stack.start("assessment", replica="b")
+            stack.wait_healthy([name])
+            client.base_url = stack.url(name)  # the gateway sends traffic to the new one
+        elif step == 16:
+            client.base_url = main_url
+            stack.kill("assessment-b")
+
+    await run.load(replica)
+    assert await count_sign_ins(api, list(run.cadres.values())) == len(run.sign_ins())
+    await run.conclude()
+    assert await run.snapshot() == expected
