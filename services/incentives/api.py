@@ -1,11 +1,195 @@
 """Incentives HTTP routes under /incentives/v1 (thin: parse, call service, return)."""
 
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Literal
+from uuid import UUID
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.runtime import session_dependency
+from services.incentives.policies import PolicyKind
+from services.incentives.schemas import (
+    BatchIn,
+    BatchOut,
+    EligibilityOut,
+    LineOut,
+    PolicyIn,
+    PolicyOut,
+    PromotionCandidate,
+)
+from services.incentives.service import batches as batch_service
+from services.incentives.service import eligibility as eligibility_service
+from services.incentives.service import exports
+from services.incentives.service import policy as policy_service
+from services.incentives.service import promotion as promotion_service
+from shared.auth import CurrentPrincipal, Principal, require_roles
+from shared.clock import parse_month
+from shared.contracts.enums import Role
+from shared.pagination import Page, Paging
+from shared.runtime import ClockDep, session_dependency
 
 router = APIRouter(prefix="/v1", tags=["incentives"])
 Session = Annotated[AsyncSession, Depends(session_dependency("incentives"))]
+Finance = Annotated[Principal, Depends(require_roles(Role.finance))]
+FinanceOrAuditor = Annotated[Principal, Depends(require_roles(Role.finance, Role.auditor))]
+PolicyWriter = Annotated[Principal, Depends(require_roles(Role.org_admin, Role.finance))]
+PromotionReader = Annotated[Principal, Depends(require_roles(Role.org_admin, Role.auditor))]
+Month = Annotated[str, Query(examples=["2026-11"])]
+JSON = "application/json"
+
+
+@router.get("/policies", response_model=Page[PolicyOut])
+async def list_policies(
+    session: Session,
+    _: CurrentPrincipal,
+    paging: Paging,
+    kind: PolicyKind | None = None,
+    on: date | None = None,
+):
+    """Policy versions, by kind and the day they are in force."""
+    return await policy_service.list_policies(session, kind=kind, on=on, page=paging)
+
+
+@router.get("/policies/{version}", response_model=PolicyOut)
+async def get_policy(session: Session, _: CurrentPrincipal, version: str):
+    """One policy version by its label, e.g. posted_subsidy@2018-01-01."""
+    return await policy_service.get_policy(session, version)
+
+
+@router.post("/policies", response_model=PolicyOut, status_code=201)
+async def add_policy(session: Session, who: PolicyWriter, clock: ClockDep, body: PolicyIn):
+    """Add an effective-dated policy version (org_admin, finance)."""
+    return await policy_service.add_policy(
+        session,
+        kind=body.kind,
+        effective_from=body.effective_from,
+        effective_to=body.effective_to,
+        amounts=body.amounts,
+        params=body.params,
+        note=body.note,
+        user_id=who.user_id,
+        now=clock.now(),
+        today=clock.today(),
+    )
+
+
+@router.get("/eligibility/{cadre_id}", response_model=EligibilityOut)
+async def get_eligibility(session: Session, who: CurrentPrincipal, cadre_id: UUID, month: Month):
+    """What a cadre is due for a month, each item with its reason, source and policy."""
+    first = parse_month(month)
+    who.ensure_self_or(cadre_id, Role.finance, Role.auditor)
+    return await eligibility_service.read(session, cadre_id=cadre_id, first=first)
+
+
+@router.post("/stipend-batches", response_model=BatchOut, status_code=201)
+async def create_batch(session: Session, who: Finance, clock: ClockDep, body: BatchIn):
+    """Build the month's stipend batch as a draft (finance)."""
+    return await batch_service.create(
+        session,
+        first=parse_month(body.month),
+        user_id=who.user_id,
+        now=clock.now(),
+        today=clock.today(),
+    )
+
+
+@router.get("/stipend-batches", response_model=Page[BatchOut])
+async def list_batches(
+    session: Session, _: FinanceOrAuditor, paging: Paging, month: Month | None = None
+):
+    """Stipend batches, newest month first (finance, auditor)."""
+    if month is not None:
+        parse_month(month)
+    return await batch_service.list_batches(session, month=month, page=paging)
+
+
+@router.get("/stipend-batches/{batch_id}", response_model=BatchOut)
+async def get_batch(session: Session, _: FinanceOrAuditor, batch_id: UUID):
+    """One batch with its totals per township; byte-stable once locked."""
+    body, frozen = await batch_service.rendered(session, batch_id)
+    return Response(frozen, media_type=JSON) if frozen else body
+
+
+@router.get("/stipend-batches/{batch_id}/lines", response_model=Page[LineOut])
+async def list_lines(
+    session: Session,
+    who: FinanceOrAuditor,
+    paging: Paging,
+    batch_id: UUID,
+    unit_id: UUID | None = None,
+    cadre_id: UUID | None = None,
+    with_deductions: bool | None = None,
+    kind: Literal["regular", "adjustment"] | None = None,
+):
+    """A batch's lines: by unit subtree, cadre, with deductions, kind (paginated)."""
+    return await batch_service.list_lines(
+        session,
+        batch_id=batch_id,
+        page=paging,
+        unit_id=unit_id,
+        scope_unit=who.unit_id,
+        cadre_id=cadre_id,
+        with_deductions=with_deductions,
+        kind=kind,
+    )
+
+
+@router.post("/stipend-batches/{batch_id}/lock", response_model=BatchOut)
+async def lock_batch(session: Session, who: Finance, clock: ClockDep, batch_id: UUID):
+    """Approve a draft: record its content hash; it never changes again (finance)."""
+    frozen = await batch_service.lock(
+        session, batch_id=batch_id, user_id=who.user_id, now=clock.now()
+    )
+    return Response(frozen, media_type=JSON)
+
+
+@router.post("/stipend-batches/{batch_id}/pay", response_model=BatchOut)
+async def pay_batch(session: Session, who: Finance, clock: ClockDep, batch_id: UUID):
+    """Mark a locked batch paid (finance)."""
+    frozen = await batch_service.pay(
+        session, batch_id=batch_id, user_id=who.user_id, now=clock.now()
+    )
+    return Response(frozen, media_type=JSON)
+
+
+@router.get(
+    "/stipend-batches/{batch_id}/export",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}, exports.XLSX: {}}}},
+)
+async def export_batch(
+    session: Session,
+    _: Finance,
+    batch_id: UUID,
+    fmt: Annotated[Literal["csv", "xlsx"], Query(alias="format")] = "csv",
+):
+    """The batch as CSV or XLSX with totals and policy versions; drafts marked (finance)."""
+    body, _frozen = await batch_service.rendered(session, batch_id)
+    rows = await batch_service.all_lines(session, batch_id)
+    name = f"stipend-{body['month']}-{body['status']}.{fmt}"
+    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if fmt == "csv":
+        return Response(
+            exports.to_csv(body, rows), media_type="text/csv; charset=utf-8", headers=disposition
+        )
+    return Response(exports.to_xlsx(body, rows), media_type=exports.XLSX, headers=disposition)
+
+
+@router.get("/promotion-candidates", response_model=Page[PromotionCandidate])
+async def promotion_candidates(
+    session: Session,
+    who: PromotionReader,
+    paging: Paging,
+    channel: Literal["priority_promotion", "targeted_recruitment"],
+    month: Month,
+    unit_id: UUID | None = None,
+):
+    """Cadres for priority promotion or targeted recruitment as of a month (org_admin, auditor)."""
+    first = parse_month(month)
+    return await promotion_service.candidates(
+        session,
+        channel=PolicyKind(channel),
+        first=first,
+        unit_id=unit_id or who.unit_id,
+        page=paging,
+    )

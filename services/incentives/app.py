@@ -8,8 +8,17 @@ import shared.contracts  # noqa: F401  (registers every event type)
 from services.incentives import models
 from services.incentives.api import router
 from services.incentives.events import handlers
+from services.incentives.service.policy import seed_defaults
 from services.incentives.settings import IncentivesSettings
-from shared.runtime import ServiceSpec, build_app
+from shared.runtime import ServiceRuntime, ServiceSpec, build_app
+
+
+async def on_start(runtime: ServiceRuntime) -> None:
+    # Handlers get (session, payload, envelope): the clock rides on every session instead.
+    runtime.sessionmaker.configure(info={"clock": runtime.clock})
+    async with runtime.transaction() as session:
+        await seed_defaults(session)
+
 
 spec = ServiceSpec(
     name="incentives",
@@ -18,6 +27,7 @@ spec = ServiceSpec(
     settings_cls=IncentivesSettings,
     migrations=Path(__file__).parent / "migrations",
     handlers=handlers,
+    on_start=on_start,
 )
 
 

@@ -1,5 +1,211 @@
-"""What incentives consumes: handlers by event type (what it publishes: shared.contracts)."""
+"""What incentives consumes: registry and assessment events become local projections, and
+every event that can change what a cadre is due recomputes that cadre's affected months.
 
+Events are state-carrying: each upserts its record by id; within a key (the cadre) order is
+kept, so the latest event wins. Each projection row keeps the envelope's event id and type:
+that is the `source` a stipend item points at.
+"""
+
+from datetime import date
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.incentives.models import (
+    actions,
+    cadre_states,
+    cadres,
+    entries,
+    honors,
+    postings,
+    scores,
+    unit_ancestors,
+    units,
+    verdicts,
+)
+from services.incentives.service import batches as batch_service
+from services.incentives.service.eligibility import refresh_cadre
+from shared.contracts.assessment import (
+    AccountabilityCancelled,
+    AccountabilityCarriedOut,
+    AccountabilityOpened,
+    MonthlyScorePublished,
+    NegativeEntryRecorded,
+    NegativeEntryRevoked,
+    PresenceJudged,
+)
+from shared.contracts.enums import SubjectType
+from shared.contracts.registry import (
+    CadreUpserted,
+    HonorAwarded,
+    HonorRevoked,
+    PostingEnded,
+    PostingOpened,
+    UnitUpserted,
+)
+from shared.db import upsert
+from shared.events import Envelope
 from shared.inbox import Handlers
 
 handlers = Handlers()
+
+
+def _src(env: Envelope) -> dict:
+    return {"event_id": str(env.event_id), "event_type": env.type}
+
+
+async def _put(session: AsyncSession, table, keys: list[str], row: dict) -> None:
+    cols = [c for c in row if c not in keys]
+    await session.execute(upsert(session, table, keys, cols), row)
+
+
+@handlers.on(UnitUpserted)
+async def on_unit(session: AsyncSession, p: UnitUpserted, env: Envelope) -> None:
+    row = {"unit_id": p.unit_id, "name": p.name, "kind": p.kind, "parent_id": p.parent_id}
+    await _put(session, units, ["unit_id"], row | _src(env))
+    await session.execute(delete(unit_ancestors).where(unit_ancestors.c.unit_id == p.unit_id))
+    chain = [*p.ancestors, p.unit_id]
+    await session.execute(
+        unit_ancestors.insert(),
+        [
+            {"unit_id": p.unit_id, "ancestor_id": a, "depth": len(chain) - 1 - i}
+            for i, a in enumerate(chain)
+        ],
+    )
+    await batch_service.refile_draft_lines(session, unit_id=p.unit_id)
+
+
+@handlers.on(CadreUpserted)
+async def on_cadre(session: AsyncSession, p: CadreUpserted, env: Envelope) -> None:
+    state = {"category": p.category, "position": p.position, "active": p.active}
+    current = (
+        await session.execute(
+            select(cadres.c.effective_date).where(cadres.c.cadre_id == p.cadre_id)
+        )
+    ).scalar_one_or_none()
+    if current is None or current <= p.effective_date:
+        row = {"cadre_id": p.cadre_id, "name": p.name, "effective_date": p.effective_date}
+        await _put(session, cadres, ["cadre_id"], row | state | _src(env))
+    else:  # a back-dated state: keep the latest, but the name is always the newest word
+        await session.execute(
+            cadres.update().where(cadres.c.cadre_id == p.cadre_id).values(name=p.name)
+        )
+    key = {"cadre_id": p.cadre_id, "effective_date": p.effective_date}
+    await _put(session, cadre_states, ["cadre_id", "effective_date"], key | state | _src(env))
+    await refresh_cadre(session, p.cadre_id, since=p.effective_date)
+
+
+@handlers.on(PostingOpened, PostingEnded)
+async def on_posting(session: AsyncSession, p: PostingOpened | PostingEnded, env: Envelope) -> None:
+    old = (
+        await session.execute(
+            select(postings.c.start_date, postings.c.end_date).where(
+                postings.c.posting_id == p.posting_id
+            )
+        )
+    ).one_or_none()
+    row = {
+        "posting_id": p.posting_id,
+        "cadre_id": p.cadre_id,
+        "unit_id": p.unit_id,
+        "role": p.role,
+        "start_date": p.start_date,
+        "end_date": p.end_date,
+    }
+    await _put(session, postings, ["posting_id"], row | _src(env))
+    since = min(p.start_date, old.start_date) if old else p.start_date
+    # An open end (before or after) reaches this month; refresh_cadre adds later months.
+    ends = [p.end_date, *(old and [old.end_date] or [])]
+    until = None if None in ends else max(ends)
+    await refresh_cadre(session, p.cadre_id, since=since, until=until)
+
+
+@handlers.on(HonorAwarded)
+async def on_honor(session: AsyncSession, p: HonorAwarded, env: Envelope) -> None:
+    row = {
+        "honor_id": p.honor_id,
+        "cadre_id": p.cadre_id,
+        "level": p.level,
+        "year": p.year,
+        "title": p.title,
+        "revoked": False,
+    }
+    await _put(session, honors, ["honor_id"], row | _src(env))
+    await refresh_cadre(session, p.cadre_id, since=date(p.year, 1, 1))
+
+
+@handlers.on(HonorRevoked)
+async def on_honor_revoked(session: AsyncSession, p: HonorRevoked, env: Envelope) -> None:
+    year = (
+        await session.execute(select(honors.c.year).where(honors.c.honor_id == p.honor_id))
+    ).scalar_one_or_none()
+    if year is None:  # never awarded here (the award and its revocation share a key)
+        return
+    await session.execute(
+        honors.update().where(honors.c.honor_id == p.honor_id).values(revoked=True, **_src(env))
+    )
+    await refresh_cadre(session, p.cadre_id, since=date(year, 1, 1))
+
+
+@handlers.on(PresenceJudged)
+async def on_presence(session: AsyncSession, p: PresenceJudged, env: Envelope) -> None:
+    row = {
+        "cadre_id": p.cadre_id,
+        "week": p.week,
+        "week_sunday": p.week_sunday,
+        "compliant": p.compliant,
+        "days": p.days,
+        "nights": p.nights,
+        "leave_days": p.leave_days,
+    }
+    await _put(session, verdicts, ["cadre_id", "week"], row | _src(env))
+    await refresh_cadre(session, p.cadre_id, since=p.week_sunday, until=p.week_sunday)
+
+
+@handlers.on(NegativeEntryRecorded, NegativeEntryRevoked)
+async def on_entry(
+    session: AsyncSession, p: NegativeEntryRecorded | NegativeEntryRevoked, env: Envelope
+) -> None:
+    row = {
+        "entry_id": p.entry_id,
+        "subject_type": p.subject_type,
+        "subject_id": p.subject_id,
+        "reason": p.reason,
+        "entry_date": p.date,
+        "status": p.status,
+    }
+    await _put(session, entries, ["entry_id"], row | _src(env))
+    if p.subject_type == SubjectType.cadre:
+        await refresh_cadre(session, p.subject_id, since=p.date, until=p.date)
+
+
+@handlers.on(AccountabilityOpened, AccountabilityCarriedOut, AccountabilityCancelled)
+async def on_action(
+    session: AsyncSession,
+    p: AccountabilityOpened | AccountabilityCarriedOut | AccountabilityCancelled,
+    env: Envelope,
+) -> None:
+    row = {
+        "action_id": p.action_id,
+        "cadre_id": p.cadre_id,
+        "entry_id": p.entry_id,
+        "entry_date": p.entry_date,
+        "rung": p.rung,
+        "count": p.count,
+        "status": p.status,
+        "measure": p.measure,
+    }
+    await _put(session, actions, ["action_id"], row | _src(env))
+    await refresh_cadre(session, p.cadre_id, since=p.entry_date, until=p.entry_date)
+
+
+@handlers.on(MonthlyScorePublished)
+async def on_score(session: AsyncSession, p: MonthlyScorePublished, env: Envelope) -> None:
+    row = {
+        "cadre_id": p.cadre_id,
+        "month": p.month,
+        "township_id": p.township_id,
+        "score": p.score,
+        "rank": p.rank,
+    }
+    await _put(session, scores, ["cadre_id", "month"], row | _src(env))

@@ -1,0 +1,357 @@
+"""Eligibility as a pure function of a cadre's facts, a month and the policy book.
+
+No database here: the same function serves one cadre after an event and a whole batch.
+Every item says why (a reason), what it came from (the event behind it) and which policy
+version priced it.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from uuid import UUID
+
+from services.incentives.policies import CENT, LEVEL_RANK, RUNG_KINDS, PolicyBook, PolicyKind
+from shared.clock import format_month, month_end
+from shared.contracts.enums import ActionStatus, EntryReason, EntryStatus, HonorLevel
+
+ZERO = Decimal("0.00")
+
+
+def fmt(amount: Decimal) -> str:
+    """Money on the wire: 2 places, never '-0.00'."""
+    return str(amount.quantize(CENT) + ZERO)
+
+
+def prorate(monthly: Decimal, days: int, days_in_month: int) -> Decimal:
+    return (monthly * days / days_in_month).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class Source:
+    type: str  # the event type behind the item, e.g. registry.posting.ended
+    id: str  # that event's envelope event_id
+
+
+@dataclass(frozen=True)
+class PostingFact:
+    posting_id: UUID
+    unit_id: UUID
+    role: str
+    start: date
+    end: date | None
+    source: Source
+
+
+@dataclass(frozen=True)
+class StateFact:
+    effective_date: date
+    category: str
+    position: str | None
+    active: bool
+    source: Source
+
+
+@dataclass(frozen=True)
+class HonorFact:
+    honor_id: UUID
+    level: str
+    year: int
+    title: str
+    revoked: bool
+    source: Source
+
+
+@dataclass(frozen=True)
+class ActionFact:
+    action_id: UUID
+    entry_id: UUID
+    entry_date: date
+    rung: str
+    count: int
+    status: str
+    source: Source
+
+
+@dataclass(frozen=True)
+class VerdictFact:
+    week: str
+    week_sunday: date
+    compliant: bool
+    days: int
+    nights: int
+    leave_days: int
+    source: Source
+
+
+@dataclass(frozen=True)
+class EntryFact:
+    entry_id: UUID
+    reason: str
+    entry_date: date
+    status: str
+
+
+@dataclass
+class CadreFacts:
+    cadre_id: UUID
+    postings: list[PostingFact] = field(default_factory=list)
+    states: list[StateFact] = field(default_factory=list)
+    honors: list[HonorFact] = field(default_factory=list)
+    actions: list[ActionFact] = field(default_factory=list)
+    verdicts: list[VerdictFact] = field(default_factory=list)
+    entries: list[EntryFact] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Item:
+    kind: str
+    amount: Decimal
+    reason: str
+    source: Source
+    policy_version: str
+
+    def wire(self) -> dict:
+        return {
+            "kind": self.kind,
+            "amount": fmt(self.amount),
+            "reason": self.reason,
+            "source": {"type": self.source.type, "id": self.source.id},
+            "policy_version": self.policy_version,
+        }
+
+
+@dataclass
+class Result:
+    cadre_id: UUID
+    month: str
+    components: list[Item]
+    deductions: list[Item]
+
+    @property
+    def gross(self) -> Decimal:
+        return sum((i.amount for i in self.components), ZERO)
+
+    @property
+    def total_deductions(self) -> Decimal:
+        return sum((i.amount for i in self.deductions), ZERO)
+
+    @property
+    def net(self) -> Decimal:
+        return max(ZERO, self.gross - self.total_deductions)
+
+    @property
+    def policy_versions(self) -> list[str]:
+        return sorted({i.policy_version for i in self.components + self.deductions})
+
+    @property
+    def empty(self) -> bool:
+        return not self.components and not self.deductions
+
+    def items_wire(self) -> dict:
+        return {
+            "components": [i.wire() for i in self.components],
+            "deductions": [i.wire() for i in self.deductions],
+        }
+
+
+def _days(first: date, last: date):
+    d = first
+    while d <= last:
+        yield d
+        d += timedelta(days=1)
+
+
+def posted_days(postings: list[PostingFact], first: date, last: date) -> dict[UUID, int]:
+    """Days of the month per posting; a day two postings share (a replacement) is the later's."""
+    owner: dict[date, PostingFact] = {}
+    for p in sorted(postings, key=lambda p: (p.start, str(p.posting_id))):
+        lo, hi = max(p.start, first), min(p.end or last, last)
+        for d in _days(lo, hi):
+            owner[d] = p
+    counts: dict[UUID, int] = defaultdict(int)
+    for p in owner.values():
+        counts[p.posting_id] += 1
+    return counts
+
+
+def state_runs(states: list[StateFact], first: date, last: date) -> list[tuple[StateFact, int]]:
+    """(state, days) for each state in force during the month, in order; unknown days skipped."""
+    ordered = sorted(states, key=lambda s: s.effective_date)
+    runs: list[tuple[StateFact, int]] = []
+    for d in _days(first, last):
+        current = None
+        for s in ordered:
+            if s.effective_date <= d:
+                current = s
+            else:
+                break
+        if current is None:
+            continue
+        if runs and runs[-1][0] is current:
+            runs[-1] = (current, runs[-1][1] + 1)
+        else:
+            runs.append((current, 1))
+    return runs
+
+
+def _streak(honors: list[HonorFact], min_level: str, years: int, last_year: int):
+    """The earliest run of `years` consecutive years with an honor at min_level or above."""
+    by_year: dict[int, HonorFact] = {}
+    for h in sorted(honors, key=lambda h: (h.year, -LEVEL_RANK[h.level], str(h.honor_id))):
+        if LEVEL_RANK[h.level] >= LEVEL_RANK[min_level] and h.year <= last_year:
+            by_year.setdefault(h.year, h)
+    for start in sorted(by_year):
+        run = [by_year.get(start + i) for i in range(years)]
+        if all(run):
+            return run
+    return None
+
+
+def honor_qualification(
+    honors: list[HonorFact], params: dict, year: int
+) -> tuple[str, Source] | None:
+    """Why a village party secretary holds deputy-section treatment in `year`, if they do.
+
+    Counts honors of years up to `year - from_year_offset` (default: the year after the
+    qualifying honor); a higher honor counts as a lower one for the consecutive-year rules.
+    """
+    live = [h for h in honors if not h.revoked]
+    last_year = year - params["from_year_offset"]
+    single = sorted(
+        (
+            h
+            for h in live
+            if LEVEL_RANK[h.level] >= LEVEL_RANK[params["single_min_level"]] and h.year <= last_year
+        ),
+        key=lambda h: (h.year, str(h.honor_id)),
+    )
+    if single:
+        h = single[0]
+        return f"{h.level} honor {h.year} '{h.title}' (honor {h.honor_id})", h.source
+    for level, n in (
+        (HonorLevel.prefecture, params["prefecture_consecutive_years"]),
+        (HonorLevel.county, params["county_consecutive_years"]),
+    ):
+        run = _streak(live, level, n, last_year)
+        if run:
+            years = ", ".join(str(h.year) for h in run)
+            ids = ", ".join(str(h.honor_id) for h in run)
+            return (
+                f"{level}-or-higher honors in {n} consecutive years: {years} (honors {ids})",
+                run[-1].source,
+            )
+    return None
+
+
+def compute(facts: CadreFacts, first: date, book: PolicyBook) -> Result:
+    """A cadre's eligibility for the month starting on `first` (DESIGN.md §5, §7.1)."""
+    last = month_end(first)
+    dim = last.day
+    month = format_month(first)
+    components: list[Item] = []
+    deductions: list[Item] = []
+
+    subsidy = book.for_month(PolicyKind.posted_subsidy, first)
+    if subsidy:
+        roles = set(subsidy.params["roles"])
+        counts = posted_days(facts.postings, first, last)
+        for p in sorted(facts.postings, key=lambda p: (p.start, str(p.posting_id))):
+            days = counts.get(p.posting_id, 0)
+            if p.role not in roles or not days:
+                continue
+            monthly = subsidy.amount("monthly")
+            end = p.end.isoformat() if p.end else "open"
+            components.append(
+                Item(
+                    PolicyKind.posted_subsidy,
+                    prorate(monthly, days, dim),
+                    f"posted as {p.role} to unit {p.unit_id} ({p.start.isoformat()}..{end}, "
+                    f"posting {p.posting_id}): {days}/{dim} days of {fmt(monthly)}",
+                    p.source,
+                    subsidy.version,
+                )
+            )
+
+    runs = state_runs(facts.states, first, last)
+    pay = book.for_month(PolicyKind.village_cadre_pay, first)
+    if pay:
+        for state, days in runs:
+            if state.category == "village_cadre" and state.active and state.position:
+                monthly = pay.amount(state.position)
+                components.append(
+                    Item(
+                        PolicyKind.village_cadre_pay,
+                        prorate(monthly, days, dim),
+                        f"village cadre, {state.position} from {state.effective_date.isoformat()}: "
+                        f"{days}/{dim} days of {fmt(monthly)}",
+                        state.source,
+                        pay.version,
+                    )
+                )
+
+    treatment = book.for_month(PolicyKind.deputy_section_treatment, first)
+    if treatment:
+        why = honor_qualification(facts.honors, treatment.params, first.year)
+        positions = set(treatment.params["positions"])
+        days = sum(
+            n
+            for s, n in runs
+            if s.category == "village_cadre" and s.active and s.position in positions
+        )
+        if why and days:
+            monthly = treatment.amount("monthly")
+            components.append(
+                Item(
+                    PolicyKind.deputy_section_treatment,
+                    prorate(monthly, days, dim),
+                    f"deputy-section economic treatment for a village party secretary: {why[0]}; "
+                    f"{days}/{dim} days of {fmt(monthly)}",
+                    why[1],
+                    treatment.version,
+                )
+            )
+
+    entry_status = {e.entry_id: e.status for e in facts.entries}
+    for a in sorted(facts.actions, key=lambda a: (a.entry_date, str(a.action_id))):
+        if not first <= a.entry_date <= last or a.status == ActionStatus.cancelled:
+            continue
+        # Revoking the entry behind a pending action cancels it (DESIGN.md §4), even
+        # before the cancellation itself reaches us.
+        if a.status == ActionStatus.pending and entry_status.get(a.entry_id) == EntryStatus.revoked:
+            continue
+        policy = book.for_month(RUNG_KINDS[a.rung], first)
+        if policy:
+            deductions.append(
+                Item(
+                    a.rung,
+                    policy.amount("per_action"),
+                    f"accountability {a.rung} ({a.status}, count {a.count}) for negative entry "
+                    f"{a.entry_id} dated {a.entry_date.isoformat()} (action {a.action_id})",
+                    a.source,
+                    policy.version,
+                )
+            )
+
+    week_policy = book.for_month(PolicyKind.non_compliant_week, first)
+    presence = defaultdict(set)
+    for e in facts.entries:
+        if e.reason == EntryReason.presence_week:
+            presence[e.entry_date].add(e.status)
+    for v in sorted(facts.verdicts, key=lambda v: v.week):
+        if v.compliant or not first <= v.week_sunday <= last or not week_policy:
+            continue
+        # An entry for that week that was revoked, and none active, clears the deduction.
+        if presence.get(v.week_sunday) == {EntryStatus.revoked}:
+            continue
+        deductions.append(
+            Item(
+                PolicyKind.non_compliant_week,
+                week_policy.amount("per_week"),
+                f"week {v.week} (Sunday {v.week_sunday.isoformat()}) not compliant with five days "
+                f"and four nights: {v.days} days, {v.nights} nights, {v.leave_days} leave days",
+                v.source,
+                week_policy.version,
+            )
+        )
+    return Result(facts.cadre_id, month, components, deductions)

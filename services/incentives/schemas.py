@@ -1,0 +1,117 @@
+"""Request and response shapes of /incentives/v1 (money: decimal strings with 2 places)."""
+
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from services.incentives.policies import PolicyKind
+from shared.contracts.enums import BatchStatus
+
+Money = str  # "2000.00": Decimal rendered with 2 places, never a float
+
+
+class Source(BaseModel):
+    type: str = Field(description="the event type behind the item")
+    id: str = Field(description="that event's envelope event_id")
+
+
+class EligibilityItem(BaseModel):
+    kind: str
+    amount: Money
+    reason: str
+    source: Source
+    policy_version: str
+
+
+class EligibilityOut(BaseModel):
+    cadre_id: str
+    month: str
+    components: list[EligibilityItem]
+    deductions: list[EligibilityItem]
+    gross: Money
+    total_deductions: Money
+    net: Money
+
+
+class PolicyIn(BaseModel):
+    kind: PolicyKind
+    effective_from: date
+    effective_to: date | None = None
+    amounts: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    note: str = Field(default="", max_length=500)
+
+
+class PolicyOut(BaseModel):
+    id: str
+    version: str
+    kind: str
+    effective_from: str
+    effective_to: str | None
+    amounts: dict[str, Money]
+    params: dict[str, Any]
+    note: str
+    created_at: str
+
+
+class BatchIn(BaseModel):
+    month: str = Field(examples=["2026-11"])
+
+
+class TownshipTotals(BaseModel):
+    township_id: str | None
+    township_name: str | None
+    lines: int
+    gross: Money
+    deductions_total: Money
+    net: Money
+
+
+class BatchTotals(BaseModel):
+    lines: int
+    gross: Money
+    deductions_total: Money
+    net: Money
+    by_township: list[TownshipTotals]
+
+
+class BatchOut(BaseModel):
+    id: str
+    month: str
+    status: BatchStatus
+    totals: BatchTotals
+    content_hash: str | None
+    policy_versions: list[str]
+    created_at: str
+    locked_at: str | None
+    paid_at: str | None
+
+
+class LineOut(BaseModel):
+    cadre_id: str
+    cadre_name: str
+    township_id: str | None
+    kind: str
+    for_month: str
+    gross: Money
+    deductions_total: Money
+    net: Money
+    policy_version: str
+
+
+class ScoreMonth(BaseModel):
+    month: str
+    score: str
+    rank: int
+
+
+class PromotionCandidate(BaseModel):
+    cadre_id: str
+    cadre_name: str
+    category: str
+    channel: str
+    township_id: str | None
+    months: list[ScoreMonth]
+    average_score: str
+    policy_version: str

@@ -1,0 +1,1 @@
+"""Incentives domain services: async module functions, session first, keyword-only after."""

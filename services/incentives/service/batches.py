@@ -1,0 +1,483 @@
+"""Stipend batches for the finance office: built set-based as a draft, kept current by
+events, locked with a content hash (then never changed), marked paid."""
+
+import hashlib
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy import and_, func, or_, select, tuple_, union
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.incentives.models import batches, cadre_states, eligibility, lines, postings, units
+from services.incentives.rules import compute, fmt
+from services.incentives.service import eligibility as eligibility_service
+from services.incentives.service.facts import (
+    cadre_names,
+    home_unit,
+    load_book,
+    load_facts,
+    subtree,
+    townships_of,
+)
+from services.incentives.service.lines import (
+    CLOSED,
+    NOTHING,
+    adjustment_target,
+    amounts_of,
+    batch_states,
+    exclusive_guard,
+    fen_sum,
+    from_fen,
+    less,
+    line_row,
+    settled,
+    share_guard,
+)
+from shared.clock import format_month, month_end, parse_month
+from shared.contracts.enums import BatchStatus
+from shared.contracts.incentives import BatchDrafted, BatchLocked, BatchPaid
+from shared.errors import Conflict, NotFound
+from shared.outbox import add_event
+from shared.pagination import PageParams, make_page
+
+PRODUCER = "incentives"
+CHUNK = 1000  # cadres per set of bulk reads when building a batch
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def line_wire(row) -> dict:
+    return {
+        "cadre_id": str(row.cadre_id),
+        "cadre_name": row.cadre_name,
+        "township_id": str(row.township_id) if row.township_id else None,
+        "kind": row.kind,
+        "for_month": row.for_month,
+        "gross": fmt(row.gross),
+        "deductions_total": fmt(row.deductions_total),
+        "net": fmt(row.net),
+        "policy_version": row.policy_version,
+    }
+
+
+async def _get(session: AsyncSession, batch_id: UUID, *, for_update: bool = False):
+    q = select(batches).where(batches.c.id == batch_id)
+    if for_update:
+        q = q.with_for_update()
+    row = (await session.execute(q)).one_or_none()
+    if row is None:
+        raise NotFound(f"no stipend batch {batch_id}")
+    return row
+
+
+async def totals(session: AsyncSession, batch_id: UUID) -> dict:
+    """Totals of the batch and per township, summed in fen: a total is its lines' sum."""
+    rows = (
+        await session.execute(
+            select(
+                lines.c.township_id,
+                units.c.name,
+                func.count(),
+                fen_sum(lines.c.gross),
+                fen_sum(lines.c.deductions_total),
+                fen_sum(lines.c.net),
+            )
+            .select_from(lines.outerjoin(units, units.c.unit_id == lines.c.township_id))
+            .where(lines.c.batch_id == batch_id)
+            .group_by(lines.c.township_id, units.c.name)
+        )
+    ).all()
+    rows = sorted(rows, key=lambda r: (r[0] is None, str(r[0])))
+    by_town = [
+        {
+            "township_id": str(r[0]) if r[0] else None,
+            "township_name": r[1],
+            "lines": r[2],
+            "gross": from_fen(r[3]),
+            "deductions_total": from_fen(r[4]),
+            "net": from_fen(r[5]),
+        }
+        for r in rows
+    ]
+    zero = Decimal("0.00")
+    out = {
+        "lines": sum(t["lines"] for t in by_town),
+        "gross": fmt(sum((t["gross"] for t in by_town), zero)),
+        "deductions_total": fmt(sum((t["deductions_total"] for t in by_town), zero)),
+        "net": fmt(sum((t["net"] for t in by_town), zero)),
+    }
+    for t in by_town:
+        for k in ("gross", "deductions_total", "net"):
+            t[k] = fmt(t[k])
+    return out | {"by_township": by_town}
+
+
+async def versions_used(session: AsyncSession, batch_id: UUID) -> list[str]:
+    rows = await session.execute(
+        select(lines.c.policy_version).where(lines.c.batch_id == batch_id).distinct()
+    )
+    return sorted({v for joined in rows.scalars() for v in joined.split(",") if v})
+
+
+async def render(session: AsyncSession, row) -> dict:
+    """The batch resource; a locked or paid batch answers what was frozen at lock."""
+    if row.frozen:
+        return json.loads(row.frozen)
+    return await _render_live(session, row, status=row.status)
+
+
+async def _render_live(session: AsyncSession, row, **override) -> dict:
+    values = dict(row._mapping) | override
+    return {
+        "id": str(values["id"]),
+        "month": values["month"],
+        "status": values["status"],
+        "totals": await totals(session, values["id"]),
+        "content_hash": values["content_hash"],
+        "policy_versions": await versions_used(session, values["id"]),
+        "created_at": _iso(values["created_at"]),
+        "locked_at": _iso(values["locked_at"]),
+        "paid_at": _iso(values["paid_at"]),
+    }
+
+
+async def rendered(session: AsyncSession, batch_id: UUID) -> tuple[dict, str | None]:
+    """(resource, frozen bytes or None): GET of a locked batch returns the frozen text."""
+    row = await _get(session, batch_id)
+    return await render(session, row), row.frozen
+
+
+def _candidates(first: date, last: date):
+    """Who can be due anything in the month: posted in it, or a village cadre by then."""
+    posted = select(postings.c.cadre_id.label("cadre_id")).where(
+        postings.c.start_date <= last,
+        or_(postings.c.end_date.is_(None), postings.c.end_date >= first),
+    )
+    village = select(cadre_states.c.cadre_id.label("cadre_id")).where(
+        cadre_states.c.category == "village_cadre", cadre_states.c.effective_date <= last
+    )
+    return union(posted, village).subquery()
+
+
+async def _build_regular(session: AsyncSession, batch_id: UUID, first: date, now: datetime) -> None:
+    last = month_end(first)
+    book = await load_book(session)
+    cand = _candidates(first, last)
+    after = None
+    while True:
+        q = select(cand.c.cadre_id).order_by(cand.c.cadre_id).limit(CHUNK)
+        if after is not None:
+            q = q.where(cand.c.cadre_id > after)
+        ids = list((await session.execute(q)).scalars())
+        if not ids:
+            return
+        facts = await load_facts(session, ids, first=first, last=last)
+        results = [compute(facts[c], first, book) for c in ids]
+        await eligibility_service.store(session, results, now=now)
+        homes = {c: home_unit(facts[c], first, last) for c in ids}
+        towns = await townships_of(session, homes.values())
+        names = await cadre_names(session, ids)
+        rows = [
+            line_row(
+                batch_id=batch_id,
+                kind="regular",
+                cadre_id=r.cadre_id,
+                month=r.month,
+                amounts=amounts_of(r),
+                versions=",".join(r.policy_versions),
+                name=names.get(r.cadre_id, ""),
+                unit_id=homes[r.cadre_id],
+                township_id=towns.get(homes[r.cadre_id]),
+            )
+            for r in results
+        ]
+        rows = [r for r in rows if r]
+        if rows:
+            await session.execute(lines.insert(), rows)
+        after = ids[-1]
+
+
+async def _build_adjustments(session: AsyncSession, batch_id: UUID) -> None:
+    """What changed in locked months since they were locked, as this batch's adjustments."""
+    states = await batch_states(session)
+    months = [
+        m
+        for m, (_, status) in states.items()
+        if status in CLOSED and adjustment_target(states, m) == batch_id
+    ]
+    if not months:
+        return
+    paid = (
+        select(
+            lines.c.cadre_id,
+            lines.c.for_month,
+            fen_sum(lines.c.gross).label("g"),
+            fen_sum(lines.c.deductions_total).label("d"),
+            fen_sum(lines.c.net).label("n"),
+        )
+        .join(batches, and_(batches.c.id == lines.c.batch_id, batches.c.status.in_(CLOSED)))
+        .where(lines.c.for_month.in_(months))
+        .group_by(lines.c.cadre_id, lines.c.for_month)
+        .subquery()
+    )
+    e = eligibility.c
+    rows = (
+        await session.execute(
+            select(e.cadre_id, e.month, e.gross, e.total_deductions, e.net, e.policy_versions)
+            .select_from(
+                eligibility.outerjoin(
+                    paid, and_(paid.c.cadre_id == e.cadre_id, paid.c.for_month == e.month)
+                )
+            )
+            .where(
+                e.month.in_(months),
+                or_(
+                    func.coalesce(paid.c.g, 0) != func.round(e.gross * 100),
+                    func.coalesce(paid.c.d, 0) != func.round(e.total_deductions * 100),
+                    func.coalesce(paid.c.n, 0) != func.round(e.net * 100),
+                ),
+            )
+        )
+    ).all()
+    if not rows:
+        return
+    ids = {r.cadre_id for r in rows}
+    facts = await load_facts(session, ids)
+    held = await settled(session, [(r.cadre_id, r.month) for r in rows])
+    homes = {}
+    for r in rows:
+        first = parse_month(r.month)
+        homes[(r.cadre_id, r.month)] = home_unit(facts[r.cadre_id], first, month_end(first))
+    towns = await townships_of(session, homes.values())
+    names = await cadre_names(session, ids)
+    out = []
+    for r in rows:
+        unit = homes[(r.cadre_id, r.month)]
+        due = (r.gross, r.total_deductions, r.net)
+        row = line_row(
+            batch_id=batch_id,
+            kind="adjustment",
+            cadre_id=r.cadre_id,
+            month=r.month,
+            amounts=less(due, held.get((r.cadre_id, r.month), NOTHING)),
+            versions=r.policy_versions,
+            name=names.get(r.cadre_id, ""),
+            unit_id=unit,
+            township_id=towns.get(unit),
+        )
+        if row:
+            out.append(row)
+    if out:
+        await session.execute(lines.insert(), out)
+
+
+async def _announce(session: AsyncSession, payload_cls, row, now: datetime) -> None:
+    t = await totals(session, row.id)
+    await add_event(
+        session,
+        payload_cls(
+            batch_id=row.id,
+            month=row.month,
+            status=row.status,
+            total_net=Decimal(t["net"]),
+            lines=t["lines"],
+            content_hash=row.content_hash,
+        ),
+        key=row.id,
+        producer=PRODUCER,
+        occurred_at=now,
+    )
+
+
+async def create(
+    session: AsyncSession, *, first: date, user_id: UUID, now: datetime, today: date
+) -> dict:
+    """Build the month's batch as a draft (one per month: 409 batch_exists otherwise)."""
+    month = format_month(first)
+    if first > today.replace(day=1):
+        raise Conflict(f"{month} has not started", code="month_not_started")
+    await exclusive_guard(session)
+    existing = (
+        await session.execute(select(batches.c.id).where(batches.c.month == month))
+    ).scalar_one_or_none()
+    if existing is not None:
+        raise Conflict(
+            f"a batch for {month} exists", code="batch_exists", existing_id=str(existing)
+        )
+    batch_id = uuid4()
+    await session.execute(
+        batches.insert().values(
+            id=batch_id,
+            month=month,
+            status=BatchStatus.draft,
+            created_at=now,
+            created_by=user_id,
+        )
+    )
+    await _build_regular(session, batch_id, first, now)
+    await _build_adjustments(session, batch_id)
+    row = await _get(session, batch_id)
+    await _announce(session, BatchDrafted, row, now)
+    return await render(session, row)
+
+
+def content_hash(month: str, line_rows: list) -> str:
+    """SHA-256 of the month and its lines, canonically ordered and serialised."""
+    body = {"month": month, "lines": [line_wire(r) for r in line_rows]}
+    return hashlib.sha256(canonical(body).encode()).hexdigest()
+
+
+def _line_order():
+    return (lines.c.cadre_id, lines.c.for_month, lines.c.kind)
+
+
+async def lock(session: AsyncSession, *, batch_id: UUID, user_id: UUID, now: datetime) -> str:
+    """Approve a draft: record its content hash and freeze it (again: 409 batch_locked)."""
+    await exclusive_guard(session)
+    row = await _get(session, batch_id, for_update=True)
+    if row.status != BatchStatus.draft:
+        raise Conflict(f"batch {batch_id} is already {row.status}", code="batch_locked")
+    all_lines = (
+        await session.execute(
+            select(lines).where(lines.c.batch_id == batch_id).order_by(*_line_order())
+        )
+    ).all()
+    digest = content_hash(row.month, all_lines)
+    values = {
+        "status": BatchStatus.locked,
+        "locked_at": now,
+        "locked_by": user_id,
+        "content_hash": digest,
+    }
+    body = await _render_live(session, row, **values)
+    frozen = canonical(body)
+    await session.execute(
+        batches.update().where(batches.c.id == batch_id).values(**values, frozen=frozen)
+    )
+    row = await _get(session, batch_id)
+    await _announce(session, BatchLocked, row, now)
+    return frozen
+
+
+async def pay(session: AsyncSession, *, batch_id: UUID, user_id: UUID, now: datetime) -> str:
+    """Mark a locked batch paid (a draft: 409 batch_not_locked; paid again: 409)."""
+    await exclusive_guard(session)
+    row = await _get(session, batch_id, for_update=True)
+    if row.status == BatchStatus.draft:
+        raise Conflict("lock the batch before paying it", code="batch_not_locked")
+    if row.status == BatchStatus.paid:
+        raise Conflict(f"batch {batch_id} is already paid", code="batch_paid")
+    body = json.loads(row.frozen) | {"status": BatchStatus.paid.value, "paid_at": now.isoformat()}
+    frozen = canonical(body)
+    await session.execute(
+        batches.update()
+        .where(batches.c.id == batch_id)
+        .values(status=BatchStatus.paid, paid_at=now, paid_by=user_id, frozen=frozen)
+    )
+    row = await _get(session, batch_id)
+    await _announce(session, BatchPaid, row, now)
+    return frozen
+
+
+async def list_batches(session: AsyncSession, *, month: str | None, page: PageParams) -> dict:
+    """Batches, newest month first."""
+    q = select(batches).order_by(batches.c.month.desc()).limit(page.limit + 1)
+    if month:
+        q = q.where(batches.c.month == month)
+    after = page.after()
+    if after:
+        q = q.where(batches.c.month < str(after[0]))
+    rows = (await session.execute(q)).all()
+    result = make_page(rows, page.limit, lambda r: [r.month])
+    result["items"] = [await render(session, r) for r in result["items"]]
+    return result
+
+
+def _line_filters(
+    batch_id: UUID,
+    *,
+    unit_id: UUID | None,
+    scope_unit: UUID | None,
+    cadre_id: UUID | None,
+    with_deductions: bool | None,
+    kind: str | None,
+):
+    where = [lines.c.batch_id == batch_id]
+    for unit in (unit_id, scope_unit):
+        if unit is not None:
+            where.append(lines.c.unit_id.in_(subtree(unit)))
+    if cadre_id is not None:
+        where.append(lines.c.cadre_id == cadre_id)
+    if with_deductions is True:
+        where.append(lines.c.deductions_total != 0)
+    elif with_deductions is False:
+        where.append(lines.c.deductions_total == 0)
+    if kind is not None:
+        where.append(lines.c.kind == kind)
+    return where
+
+
+async def list_lines(session: AsyncSession, *, batch_id: UUID, page: PageParams, **filters) -> dict:
+    """A batch's lines, filtered, in (cadre, month, kind) order."""
+    await _get(session, batch_id)
+    q = (
+        select(lines)
+        .where(*_line_filters(batch_id, **filters))
+        .order_by(*_line_order())
+        .limit(page.limit + 1)
+    )
+    after = page.after()
+    if after:
+        try:
+            key = (UUID(str(after[0])), str(after[1]), str(after[2]))
+        except (ValueError, IndexError) as exc:
+            from shared.errors import InvalidInput
+
+            raise InvalidInput("cursor", "not a cursor this service issued") from exc
+        q = q.where(tuple_(*_line_order()) > tuple_(*key))
+    rows = (await session.execute(q)).all()
+    result = make_page(rows, page.limit, lambda r: [str(r.cadre_id), r.for_month, r.kind])
+    result["items"] = [line_wire(r) for r in result["items"]]
+    return result
+
+
+async def all_lines(session: AsyncSession, batch_id: UUID) -> list:
+    """Every line, for exports: by township, then name."""
+    return (
+        await session.execute(
+            select(lines)
+            .where(lines.c.batch_id == batch_id)
+            .order_by(lines.c.township_id, lines.c.cadre_name, *_line_order())
+        )
+    ).all()
+
+
+async def refile_draft_lines(session: AsyncSession, *, unit_id: UUID) -> None:
+    """A unit created, renamed or moved: draft lines under it get their township again."""
+    await share_guard(session)
+    drafts = select(batches.c.id).where(batches.c.status == BatchStatus.draft)
+    touched = list(
+        (
+            await session.execute(
+                select(lines.c.unit_id)
+                .where(lines.c.batch_id.in_(drafts), lines.c.unit_id.in_(subtree(unit_id)))
+                .distinct()
+            )
+        ).scalars()
+    )
+    towns = await townships_of(session, touched)
+    for unit in touched:
+        await session.execute(
+            lines.update()
+            .where(lines.c.batch_id.in_(drafts), lines.c.unit_id == unit)
+            .values(township_id=towns.get(unit))
+        )

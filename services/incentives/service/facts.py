@@ -1,0 +1,158 @@
+"""Reading the projections in bulk: one query per table for a whole set of cadres."""
+
+import json
+from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal
+from uuid import UUID
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.incentives.models import (
+    actions,
+    cadre_states,
+    cadres,
+    entries,
+    honors,
+    policy_versions,
+    postings,
+    unit_ancestors,
+    units,
+    verdicts,
+)
+from services.incentives.policies import Policy, PolicyBook
+from services.incentives.rules import (
+    ActionFact,
+    CadreFacts,
+    EntryFact,
+    HonorFact,
+    PostingFact,
+    Source,
+    StateFact,
+    VerdictFact,
+)
+from shared.contracts.enums import SubjectType
+
+
+def _src(row) -> Source:
+    return Source(row.event_type, row.event_id)
+
+
+async def load_book(session: AsyncSession) -> PolicyBook:
+    rows = (await session.execute(select(policy_versions))).all()
+    return PolicyBook(
+        [
+            Policy(
+                version=r.version,
+                kind=r.kind,
+                effective_from=r.effective_from,
+                effective_to=r.effective_to,
+                amounts={k: Decimal(v) for k, v in json.loads(r.amounts).items()},
+                params=json.loads(r.params),
+            )
+            for r in rows
+        ]
+    )
+
+
+async def load_facts(
+    session: AsyncSession,
+    cadre_ids: Iterable[UUID],
+    *,
+    first: date | None = None,
+    last: date | None = None,
+) -> dict[UUID, CadreFacts]:
+    """Every fact of these cadres (or only what can touch [first, last] when given)."""
+    ids = list(cadre_ids)
+    out = {c: CadreFacts(c) for c in ids}
+    if not ids:
+        return out
+
+    q = select(postings).where(postings.c.cadre_id.in_(ids))
+    if first and last:
+        q = q.where(
+            postings.c.start_date <= last,
+            or_(postings.c.end_date.is_(None), postings.c.end_date >= first),
+        )
+    for r in (await session.execute(q)).all():
+        out[r.cadre_id].postings.append(
+            PostingFact(r.posting_id, r.unit_id, r.role, r.start_date, r.end_date, _src(r))
+        )
+
+    q = select(cadre_states).where(cadre_states.c.cadre_id.in_(ids))
+    if last:
+        q = q.where(cadre_states.c.effective_date <= last)
+    for r in (await session.execute(q)).all():
+        out[r.cadre_id].states.append(
+            StateFact(r.effective_date, r.category, r.position, r.active, _src(r))
+        )
+
+    for r in (await session.execute(select(honors).where(honors.c.cadre_id.in_(ids)))).all():
+        out[r.cadre_id].honors.append(
+            HonorFact(r.honor_id, r.level, r.year, r.title, r.revoked, _src(r))
+        )
+
+    q = select(actions).where(actions.c.cadre_id.in_(ids))
+    if first and last:
+        q = q.where(actions.c.entry_date.between(first, last))
+    for r in (await session.execute(q)).all():
+        out[r.cadre_id].actions.append(
+            ActionFact(r.action_id, r.entry_id, r.entry_date, r.rung, r.count, r.status, _src(r))
+        )
+
+    q = select(verdicts).where(verdicts.c.cadre_id.in_(ids))
+    if first and last:
+        q = q.where(verdicts.c.week_sunday.between(first, last))
+    for r in (await session.execute(q)).all():
+        out[r.cadre_id].verdicts.append(
+            VerdictFact(r.week, r.week_sunday, r.compliant, r.days, r.nights, r.leave_days, _src(r))
+        )
+
+    q = select(entries).where(
+        entries.c.subject_type == SubjectType.cadre, entries.c.subject_id.in_(ids)
+    )
+    if first and last:
+        q = q.where(entries.c.entry_date.between(first, last))
+    for r in (await session.execute(q)).all():
+        out[r.subject_id].entries.append(EntryFact(r.entry_id, r.reason, r.entry_date, r.status))
+    return out
+
+
+async def cadre_names(session: AsyncSession, cadre_ids: Iterable[UUID]) -> dict[UUID, str]:
+    ids = list(cadre_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(cadres.c.cadre_id, cadres.c.name).where(cadres.c.cadre_id.in_(ids))
+    )
+    return dict(rows.tuples().all())
+
+
+async def townships_of(session: AsyncSession, unit_ids: Iterable[UUID]) -> dict[UUID, UUID]:
+    """The township (ancestor or self of kind township) of each unit known so far."""
+    ids = [u for u in set(unit_ids) if u is not None]
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(unit_ancestors.c.unit_id, unit_ancestors.c.ancestor_id)
+        .join(
+            units,
+            and_(units.c.unit_id == unit_ancestors.c.ancestor_id, units.c.kind == "township"),
+        )
+        .where(unit_ancestors.c.unit_id.in_(ids))
+    )
+    return dict(rows.tuples().all())
+
+
+def subtree(unit_id: UUID):
+    """A subquery of the units in the subtree of `unit_id` (itself included)."""
+    return select(unit_ancestors.c.unit_id).where(unit_ancestors.c.ancestor_id == unit_id)
+
+
+def home_unit(facts: CadreFacts, first: date, last: date) -> UUID | None:
+    """The unit of the cadre's latest posting touching the month (lines file under it)."""
+    touching = [p for p in facts.postings if p.start <= last and (p.end is None or p.end >= first)]
+    if not touching:
+        return None
+    return max(touching, key=lambda p: (p.start, str(p.posting_id))).unit_id

@@ -1,0 +1,254 @@
+"""Events as registry and assessment would publish them, and small API helpers."""
+
+import uuid
+from datetime import date
+
+from shared.clock import format_week
+from shared.contracts.assessment import (
+    AccountabilityCancelled,
+    AccountabilityCarriedOut,
+    AccountabilityOpened,
+    MonthlyScorePublished,
+    NegativeEntryRecorded,
+    NegativeEntryRevoked,
+    PresenceJudged,
+)
+from shared.contracts.enums import Role
+from shared.contracts.registry import (
+    CadreUpserted,
+    HonorAwarded,
+    HonorRevoked,
+    PostingEnded,
+    PostingOpened,
+    UnitUpserted,
+)
+from shared.events import encode, envelope_for
+from shared.transport import Record
+
+BASE = "/incentives/v1"
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+async def emit(system, payload, key) -> str:
+    """Emit and return the envelope's event_id (what eligibility items point at)."""
+    env = envelope_for(payload, key=key, producer="test", occurred_at=system.clock.now())
+    await system.app.state.transport.publish([Record(env.topic, env.key, encode(env))])
+    await system.settle()
+    return str(env.event_id)
+
+
+async def unit_tree(system) -> dict[str, uuid.UUID]:
+    """county > two townships > a village in each > a group under the first village."""
+    ids = {k: new_id() for k in ("county", "town_a", "town_b", "village_a", "village_b", "group_a")}
+    tree = [
+        ("county", "county", None, []),
+        ("town_a", "township", "county", ["county"]),
+        ("town_b", "township", "county", ["county"]),
+        ("village_a", "village", "town_a", ["county", "town_a"]),
+        ("village_b", "village", "town_b", ["county", "town_b"]),
+        ("group_a", "group", "village_a", ["county", "town_a", "village_a"]),
+    ]
+    for name, kind, parent, ancestors in tree:
+        await emit(
+            system,
+            UnitUpserted(
+                unit_id=ids[name],
+                code=name,
+                name=name.replace("_", " ").title(),
+                kind=kind,
+                parent_id=ids[parent] if parent else None,
+                ancestors=[ids[a] for a in ancestors],
+            ),
+            ids[name],
+        )
+    return ids
+
+
+async def cadre(
+    system,
+    *,
+    name: str = "Wei Kongcheng",
+    category: str = "resident_cadre",
+    position: str | None = None,
+    effective_date: date = date(2026, 1, 1),
+    cadre_id: uuid.UUID | None = None,
+    active: bool = True,
+) -> tuple[uuid.UUID, str]:
+    cadre_id = cadre_id or new_id()
+    event_id = await emit(
+        system,
+        CadreUpserted(
+            cadre_id=cadre_id,
+            name=name,
+            category=category,
+            position=position,
+            active=active,
+            effective_date=effective_date,
+        ),
+        cadre_id,
+    )
+    return cadre_id, event_id
+
+
+async def posting(
+    system,
+    cadre_id: uuid.UUID,
+    unit_id: uuid.UUID,
+    *,
+    start: date,
+    end: date | None = None,
+    role: str = "member",
+    posting_id: uuid.UUID | None = None,
+) -> tuple[uuid.UUID, str]:
+    posting_id = posting_id or new_id()
+    event_id = await emit(
+        system,
+        PostingOpened(
+            posting_id=posting_id,
+            cadre_id=cadre_id,
+            unit_id=unit_id,
+            role=role,
+            start_date=start,
+            end_date=end,
+        ),
+        cadre_id,
+    )
+    return posting_id, event_id
+
+
+async def end_posting(
+    system, posting_id, cadre_id, unit_id, *, start: date, end: date, role: str = "member"
+) -> str:
+    return await emit(
+        system,
+        PostingEnded(
+            posting_id=posting_id,
+            cadre_id=cadre_id,
+            unit_id=unit_id,
+            role=role,
+            start_date=start,
+            end_date=end,
+            reason="completed",
+        ),
+        cadre_id,
+    )
+
+
+async def honor(system, cadre_id, *, level: str, year: int, title: str = "Excellent") -> tuple:
+    honor_id = new_id()
+    event_id = await emit(
+        system,
+        HonorAwarded(honor_id=honor_id, cadre_id=cadre_id, level=level, year=year, title=title),
+        cadre_id,
+    )
+    return honor_id, event_id
+
+
+async def revoke_honor(system, cadre_id, honor_id) -> str:
+    return await emit(system, HonorRevoked(honor_id=honor_id, cadre_id=cadre_id), cadre_id)
+
+
+async def verdict(system, cadre_id, *, sunday: date, compliant: bool, days=3, nights=2) -> str:
+    return await emit(
+        system,
+        PresenceJudged(
+            cadre_id=cadre_id,
+            week=format_week(sunday),
+            week_sunday=sunday,
+            days=days,
+            nights=nights,
+            leave_days=0,
+            compliant=compliant,
+        ),
+        cadre_id,
+    )
+
+
+def _entry(cls, entry_id, cadre_id, day: date, status: str, reason: str):
+    return cls(
+        entry_id=entry_id,
+        subject_type="cadre",
+        subject_id=cadre_id,
+        reason=reason,
+        date=day,
+        month=f"{day.year:04d}-{day.month:02d}",
+        status=status,
+    )
+
+
+async def entry(system, cadre_id, *, day: date, reason: str = "finding", entry_id=None) -> tuple:
+    entry_id = entry_id or new_id()
+    event_id = await emit(
+        system, _entry(NegativeEntryRecorded, entry_id, cadre_id, day, "active", reason), cadre_id
+    )
+    return entry_id, event_id
+
+
+async def revoke_entry(system, cadre_id, entry_id, *, day: date, reason: str = "finding") -> str:
+    return await emit(
+        system, _entry(NegativeEntryRevoked, entry_id, cadre_id, day, "revoked", reason), cadre_id
+    )
+
+
+ACTION_EVENTS = {
+    "pending": AccountabilityOpened,
+    "carried_out": AccountabilityCarriedOut,
+    "cancelled": AccountabilityCancelled,
+}
+
+
+async def action(
+    system,
+    cadre_id,
+    entry_id,
+    *,
+    day: date,
+    rung: str,
+    count: int,
+    status: str = "pending",
+    action_id=None,
+    measure: str | None = None,
+) -> tuple:
+    action_id = action_id or new_id()
+    event_id = await emit(
+        system,
+        ACTION_EVENTS[status](
+            action_id=action_id,
+            cadre_id=cadre_id,
+            entry_id=entry_id,
+            entry_date=day,
+            rung=rung,
+            count=count,
+            status=status,
+            measure=measure,
+        ),
+        cadre_id,
+    )
+    return action_id, event_id
+
+
+async def score(system, cadre_id, *, month: str, score: str, rank: int, township_id=None) -> str:
+    return await emit(
+        system,
+        MonthlyScorePublished(
+            cadre_id=cadre_id, month=month, township_id=township_id, score=score, rank=rank
+        ),
+        cadre_id,
+    )
+
+
+async def eligibility(system, cadre_id, month: str, *roles, **kw) -> dict:
+    r = await system.client.get(
+        f"{BASE}/eligibility/{cadre_id}",
+        params={"month": month},
+        headers=system.headers(*(roles or (Role.finance,)), **kw),
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def finance(system) -> dict:
+    return system.headers(Role.finance)

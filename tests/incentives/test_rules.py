@@ -1,0 +1,169 @@
+"""The pure eligibility rules: pro-rating, the honor rule, deductions (no database)."""
+
+import uuid
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from services.incentives.policies import DEFAULTS, SEED_FROM, Policy, PolicyBook, validate
+from services.incentives.rules import (
+    ActionFact,
+    CadreFacts,
+    EntryFact,
+    HonorFact,
+    PostingFact,
+    Source,
+    StateFact,
+    VerdictFact,
+    compute,
+    honor_qualification,
+    prorate,
+)
+
+SRC = Source("test.event", "e1")
+
+
+def book() -> PolicyBook:
+    out = []
+    for d in DEFAULTS:
+        amounts, params = validate(d["kind"], d["amounts"], d["params"])
+        out.append(
+            Policy(
+                f"{d['kind']}@{SEED_FROM}",
+                d["kind"].value,
+                SEED_FROM,
+                None,
+                {k: Decimal(v) for k, v in amounts.items()},
+                params,
+            )
+        )
+    return PolicyBook(out)
+
+
+def posted(start, end=None, role="member"):
+    return PostingFact(uuid.uuid4(), uuid.uuid4(), role, start, end, SRC)
+
+
+def subsidy(facts, first):
+    return [i.amount for i in compute(facts, first, book()).components]
+
+
+def test_half_up_to_the_fen():
+    assert prorate(Decimal("100.01"), 15, 30) == Decimal("50.01")  # HALF_EVEN would say 50.00
+    assert prorate(Decimal("2000.00"), 1, 31) == Decimal("64.52")
+    assert prorate(Decimal("2000.00"), 15, 28) == Decimal("1071.43")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "first", "expected"),
+    [
+        (date(2026, 11, 10), None, date(2026, 11, 1), "1400.00"),  # 21/30 days
+        (date(2026, 10, 1), date(2026, 11, 20), date(2026, 11, 1), "1333.33"),  # 20/30
+        (date(2026, 11, 20), date(2026, 11, 20), date(2026, 11, 1), "66.67"),  # one day
+        (date(2027, 2, 15), None, date(2027, 2, 1), "1000.00"),  # 14/28
+        (date(2028, 2, 15), None, date(2028, 2, 1), "1034.48"),  # leap: 15/29
+        (date(2026, 12, 1), date(2026, 12, 31), date(2026, 12, 1), "2000.00"),  # whole 31
+        (date(2026, 12, 17), None, date(2026, 12, 1), "967.74"),  # 15/31
+        (date(2026, 12, 31), None, date(2026, 12, 1), "64.52"),  # 1/31
+        (date(2026, 11, 1), date(2026, 11, 30), date(2026, 12, 1), None),  # ended before
+    ],
+)
+def test_posted_subsidy_prorated_by_days(start, end, first, expected):
+    facts = CadreFacts(uuid.uuid4(), postings=[posted(start, end)])
+    assert subsidy(facts, first) == ([Decimal(expected)] if expected else [])
+
+
+@pytest.mark.parametrize("role", ["commander", "expert"])
+def test_no_subsidy_outside_the_three_roles(role):
+    facts = CadreFacts(uuid.uuid4(), postings=[posted(date(2026, 1, 1), role=role)])
+    assert subsidy(facts, date(2026, 11, 1)) == []
+
+
+def test_a_replacement_day_is_paid_once():
+    old = posted(date(2026, 11, 1), date(2026, 11, 15))
+    new = posted(date(2026, 11, 15), role="team_leader")  # same day: the new posting's
+    facts = CadreFacts(uuid.uuid4(), postings=[old, new])
+    assert subsidy(facts, date(2026, 11, 1)) == [Decimal("933.33"), Decimal("1066.67")]
+
+
+def village(position, day=date(2020, 1, 1)):
+    return StateFact(day, "village_cadre", position, True, SRC)
+
+
+def test_village_cadre_pay_by_position_and_change_mid_month():
+    facts = CadreFacts(
+        uuid.uuid4(),
+        states=[village("committee_member"), village("deputy_director", date(2026, 11, 16))],
+    )
+    items = compute(facts, date(2026, 11, 1), book()).components
+    # 15 days at 2,040.00 and 15 days at 2,400.00
+    assert [(i.kind, i.amount) for i in items] == [
+        ("village_cadre_pay", Decimal("1020.00")),
+        ("village_cadre_pay", Decimal("1200.00")),
+    ]
+
+
+def honor(level, year):
+    return HonorFact(uuid.uuid4(), level, year, "t", False, SRC)
+
+
+PARAMS = {
+    "positions": ["party_secretary"],
+    "single_min_level": "province",
+    "prefecture_consecutive_years": 2,
+    "county_consecutive_years": 3,
+    "from_year_offset": 1,
+}
+
+
+@pytest.mark.parametrize(
+    ("honors", "year", "qualifies"),
+    [
+        ([("province", 2025)], 2026, True),  # a provincial honor alone
+        ([("national", 2025)], 2026, True),
+        ([("province", 2026)], 2026, False),  # from the year after
+        ([("prefecture", 2024), ("prefecture", 2025)], 2026, True),  # 2 consecutive
+        ([("prefecture", 2023), ("prefecture", 2025)], 2026, False),  # with a gap
+        ([("prefecture", 2025)], 2026, False),
+        ([("county", 2023), ("county", 2024), ("county", 2025)], 2026, True),  # 3 county
+        ([("county", 2023), ("county", 2024)], 2026, False),
+        ([("county", 2022), ("county", 2023), ("county", 2025)], 2026, False),  # a gap
+        ([("county", 2023), ("prefecture", 2024), ("county", 2025)], 2026, True),  # higher counts
+    ],
+)
+def test_honor_rule(honors, year, qualifies):
+    facts = [honor(level, y) for level, y in honors]
+    assert (honor_qualification(facts, PARAMS, year) is not None) is qualifies
+
+
+def test_revoked_honor_does_not_count():
+    h = HonorFact(uuid.uuid4(), "province", 2025, "t", True, SRC)
+    assert honor_qualification([h], PARAMS, 2026) is None
+
+
+def test_treatment_only_for_party_secretaries():
+    honors = [honor("province", 2025)]
+    secretary = CadreFacts(uuid.uuid4(), states=[village("party_secretary")], honors=honors)
+    member = CadreFacts(uuid.uuid4(), states=[village("committee_member")], honors=honors)
+    kinds = [i.kind for i in compute(secretary, date(2026, 11, 1), book()).components]
+    assert kinds == ["village_cadre_pay", "deputy_section_treatment"]
+    kinds = [i.kind for i in compute(member, date(2026, 11, 1), book()).components]
+    assert kinds == ["village_cadre_pay"]
+
+
+def test_deductions_and_net_never_below_zero():
+    entry = uuid.uuid4()
+    facts = CadreFacts(
+        uuid.uuid4(),
+        postings=[posted(date(2026, 11, 30))],  # 66.67
+        actions=[
+            ActionFact(uuid.uuid4(), entry, date(2026, 11, 3), "penalty", 3, "carried_out", SRC)
+        ],
+        verdicts=[VerdictFact("2026-W46", date(2026, 11, 15), False, 3, 2, 0, SRC)],
+        entries=[EntryFact(entry, "finding", date(2026, 11, 3), "active")],
+    )
+    r = compute(facts, date(2026, 11, 1), book())
+    assert [i.kind for i in r.deductions] == ["penalty", "non_compliant_week"]
+    assert r.total_deductions == Decimal("1200.00")
+    assert r.net == Decimal("0.00")
