@@ -252,3 +252,46 @@ async def eligibility(system, cadre_id, month: str, *roles, **kw) -> dict:
 
 def finance(system) -> dict:
     return system.headers(Role.finance)
+
+
+async def county(system) -> dict:
+    """A small county for batches (clock: 25 November 2026):
+
+    - a: member in village_a (town_a) since January: 2,000.00 a month
+    - b: team leader in group_a (town_a) from 10 November: 1,400.00 in November
+    - c: village party secretary, no posting (no township): 3,000.00
+    - d: member in village_b (town_b), a study class in November: 2,000.00 - 200.00
+    - e: commander of town_b: nothing
+    """
+    units = await unit_tree(system)
+    ids = {}
+    ids["a"], _ = await cadre(system, name="An")
+    await posting(system, ids["a"], units["village_a"], start=date(2026, 1, 1))
+    ids["b"], _ = await cadre(system, name="Bo")
+    await posting(system, ids["b"], units["group_a"], start=date(2026, 11, 10), role="team_leader")
+    ids["c"], _ = await cadre(
+        system, name="Chen", category="village_cadre", position="party_secretary"
+    )
+    ids["d"], _ = await cadre(system, name="Du")
+    await posting(system, ids["d"], units["village_b"], start=date(2026, 1, 1))
+    entry_id, _ = await entry(system, ids["d"], day=date(2026, 11, 3))
+    await action(system, ids["d"], entry_id, day=date(2026, 11, 3), rung="study_class", count=1)
+    ids["e"], _ = await cadre(system, name="E", category="county_leader")
+    await posting(system, ids["e"], units["town_b"], start=date(2026, 1, 1), role="commander")
+    return {"units": units, "cadres": ids}
+
+
+async def build(system, month: str) -> dict:
+    r = await system.client.post(
+        f"{BASE}/stipend-batches", json={"month": month}, headers=finance(system)
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def lines_of(system, batch_id, **params) -> list[dict]:
+    r = await system.client.get(
+        f"{BASE}/stipend-batches/{batch_id}/lines", params=params, headers=finance(system)
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["items"]

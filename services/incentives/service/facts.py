@@ -126,7 +126,7 @@ async def cadre_names(session: AsyncSession, cadre_ids: Iterable[UUID]) -> dict[
     rows = await session.execute(
         select(cadres.c.cadre_id, cadres.c.name).where(cadres.c.cadre_id.in_(ids))
     )
-    return dict(rows.tuples().all())
+    return {r[0]: r[1] for r in rows}
 
 
 async def townships_of(session: AsyncSession, unit_ids: Iterable[UUID]) -> dict[UUID, UUID]:
@@ -142,7 +142,7 @@ async def townships_of(session: AsyncSession, unit_ids: Iterable[UUID]) -> dict[
         )
         .where(unit_ancestors.c.unit_id.in_(ids))
     )
-    return dict(rows.tuples().all())
+    return {r[0]: r[1] for r in rows}
 
 
 def subtree(unit_id: UUID):

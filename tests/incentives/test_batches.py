@@ -1,0 +1,273 @@
+"""Stipend batches: build, filters, totals, kept current while draft, locked for good,
+adjustment lines in the next open batch, paid; and who may do what."""
+
+import json
+import re
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from services.incentives.models import outbox
+from shared.contracts.enums import Role
+from tests.incentives.factories import (
+    BASE,
+    action,
+    build,
+    cadre,
+    county,
+    eligibility,
+    end_posting,
+    entry,
+    finance,
+    lines_of,
+    posting,
+)
+
+
+@pytest.fixture
+async def world(system):
+    return await county(system)
+
+
+def by_cadre(lines: list[dict]) -> dict[str, dict]:
+    return {line["cadre_id"]: line for line in lines}
+
+
+async def events(system, type_name: str) -> list[dict]:
+    async with system.transaction("incentives") as s:
+        rows = await s.execute(select(outbox.c.body).where(outbox.c.type == type_name))
+        return [json.loads(b)["payload"] for b in rows.scalars()]
+
+
+async def test_build_a_draft_with_totals_per_township(system, world):
+    c, u = world["cadres"], world["units"]
+    batch = await build(system, "2026-11")
+    assert batch["month"] == "2026-11" and batch["status"] == "draft"
+    assert batch["content_hash"] is None
+    lines = await lines_of(system, batch["id"])
+    got = {line["cadre_name"]: line["net"] for line in lines}
+    assert got == {"An": "2000.00", "Bo": "1400.00", "Chen": "3000.00", "Du": "1800.00"}
+    du = by_cadre(lines)[str(c["d"])]
+    assert du == {
+        "cadre_id": str(c["d"]),
+        "cadre_name": "Du",
+        "township_id": str(u["town_b"]),
+        "kind": "regular",
+        "for_month": "2026-11",
+        "gross": "2000.00",
+        "deductions_total": "200.00",
+        "net": "1800.00",
+        "policy_version": "posted_subsidy@2018-01-01,study_class@2018-01-01",
+    }
+    assert by_cadre(lines)[str(c["b"])]["township_id"] == str(u["town_a"])  # group's township
+    assert by_cadre(lines)[str(c["c"])]["township_id"] is None
+    totals = batch["totals"]
+    assert (totals["lines"], totals["gross"], totals["deductions_total"], totals["net"]) == (
+        4, "8400.00", "200.00", "8200.00"
+    )  # fmt: skip
+    towns = {t["township_id"]: t for t in totals["by_township"]}
+    assert towns[str(u["town_a"])]["net"] == "3400.00"
+    assert towns[str(u["town_a"])]["township_name"] == "Town A"
+    assert towns[str(u["town_b"])]["net"] == "1800.00" and towns[None]["net"] == "3000.00"
+    assert sum(Decimal(x["net"]) for x in lines) == Decimal(totals["net"])
+    assert batch["policy_versions"] == [
+        "posted_subsidy@2018-01-01", "study_class@2018-01-01", "village_cadre_pay@2018-01-01"
+    ]  # fmt: skip
+    [drafted] = await events(system, "incentives.batch.drafted")
+    assert drafted["batch_id"] == batch["id"] and drafted["total_net"] == "8200.00"
+    assert drafted["lines"] == 4
+    listed = await system.client.get(
+        f"{BASE}/stipend-batches", params={"month": "2026-11"}, headers=finance(system)
+    )
+    assert [b["id"] for b in listed.json()["items"]] == [batch["id"]]
+
+
+async def test_one_batch_per_month(system, world):
+    first = await build(system, "2026-11")
+    r = await system.client.post(
+        f"{BASE}/stipend-batches", json={"month": "2026-11"}, headers=finance(system)
+    )
+    assert r.status_code == 409
+    assert r.json()["code"] == "batch_exists" and r.json()["existing_id"] == first["id"]
+
+
+@pytest.mark.parametrize("month", ["2026-13", "26-11", "", "2026/11"])
+async def test_bad_month_is_422_naming_month(system, month):
+    r = await system.client.post(
+        f"{BASE}/stipend-batches", json={"month": month}, headers=finance(system)
+    )
+    assert r.status_code == 422 and r.json()["field"] == "month"
+    r = await system.client.get(
+        f"{BASE}/stipend-batches", params={"month": month or "x"}, headers=finance(system)
+    )
+    assert r.status_code == 422 and r.json()["field"] == "month"
+
+
+async def test_a_month_not_started_has_no_batch(system):
+    r = await system.client.post(
+        f"{BASE}/stipend-batches", json={"month": "2026-12"}, headers=finance(system)
+    )
+    assert r.status_code == 409 and r.json()["code"] == "month_not_started"
+
+
+async def test_only_finance_writes_auditor_reads(system, world):
+    batch = await build(system, "2026-11")
+    bid = batch["id"]
+    for role in (Role.org_admin, Role.auditor, Role.cadre, Role.inspector):
+        h = system.headers(role)
+        for path in ("", f"/{bid}/lock", f"/{bid}/pay"):
+            body = {"month": "2026-10"} if not path else None
+            r = await system.client.post(f"{BASE}/stipend-batches{path}", json=body, headers=h)
+            assert r.status_code == 403, (role, path)
+        r = await system.client.get(f"{BASE}/stipend-batches/{bid}/export", headers=h)
+        assert r.status_code == 403
+    auditor = system.headers(Role.auditor)
+    for path in ("", f"/{bid}", f"/{bid}/lines"):
+        assert (
+            await system.client.get(f"{BASE}/stipend-batches{path}", headers=auditor)
+        ).status_code == 200
+    for role in (Role.org_admin, Role.cadre):
+        r = await system.client.get(f"{BASE}/stipend-batches/{bid}", headers=system.headers(role))
+        assert r.status_code == 403
+    missing = "00000000-0000-0000-0000-000000000000"
+    r = await system.client.get(f"{BASE}/stipend-batches/{missing}", headers=auditor)
+    assert r.status_code == 404
+
+
+async def test_line_filters_and_pages(system, world):
+    c, u = world["cadres"], world["units"]
+    bid = (await build(system, "2026-11"))["id"]
+    names = lambda lines: sorted(x["cadre_name"] for x in lines)  # noqa: E731
+    assert names(await lines_of(system, bid, unit_id=str(u["town_a"]))) == ["An", "Bo"]
+    assert names(await lines_of(system, bid, unit_id=str(u["village_a"]))) == ["An", "Bo"]
+    assert names(await lines_of(system, bid, unit_id=str(u["group_a"]))) == ["Bo"]
+    assert names(await lines_of(system, bid, unit_id=str(u["town_b"]))) == ["Du"]
+    assert names(await lines_of(system, bid, cadre_id=str(c["c"]))) == ["Chen"]
+    assert names(await lines_of(system, bid, with_deductions="true")) == ["Du"]
+    assert names(await lines_of(system, bid, kind="adjustment")) == []
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 3} | ({"cursor": cursor} if cursor else {})
+        r = await system.client.get(
+            f"{BASE}/stipend-batches/{bid}/lines", params=params, headers=finance(system)
+        )
+        seen += r.json()["items"]
+        cursor = r.json()["next_cursor"]
+        if not cursor:
+            break
+    assert names(seen) == ["An", "Bo", "Chen", "Du"]
+    # a finance user scoped to a unit sees that subtree only
+    scoped = system.headers(Role.finance, unit_id=u["town_b"])
+    r = await system.client.get(f"{BASE}/stipend-batches/{bid}/lines", headers=scoped)
+    assert names(r.json()["items"]) == ["Du"]
+
+
+async def test_a_draft_is_kept_current_by_events(system, world):
+    c, u = world["cadres"], world["units"]
+    bid = (await build(system, "2026-11"))["id"]
+    entry_id, _ = await entry(system, c["a"], day=date(2026, 11, 20))
+    await action(system, c["a"], entry_id, day=date(2026, 11, 20), rung="admonition_talk", count=1)
+    newcomer, _ = await cadre(system, name="Fan")
+    pid, _ = await posting(system, newcomer, u["village_b"], start=date(2026, 11, 16))
+    lines = by_cadre(await lines_of(system, bid))
+    assert lines[str(c["a"])]["net"] == "1500.00"
+    assert lines[str(newcomer)]["net"] == "1000.00"
+    # a posting withdrawn before it began leaves nothing to pay: the line goes
+    await end_posting(
+        system, pid, newcomer, u["village_b"], start=date(2026, 11, 16), end=date(2026, 11, 15)
+    )
+    assert str(newcomer) not in by_cadre(await lines_of(system, bid))
+    batch = (
+        await system.client.get(f"{BASE}/stipend-batches/{bid}", headers=finance(system))
+    ).json()
+    assert batch["totals"]["net"] == "7700.00"
+
+
+async def test_lock_freezes_the_batch_and_late_events_become_adjustments(system, world):
+    c = world["cadres"]
+    october = await build(system, "2026-10")
+    assert october["totals"]["net"] == "7000.00"  # a, c, d; b not yet posted
+    bid = october["id"]
+    locked = await system.client.post(f"{BASE}/stipend-batches/{bid}/lock", headers=finance(system))
+    assert locked.status_code == 200
+    body = locked.json()
+    assert body["status"] == "locked" and re.fullmatch(r"[0-9a-f]{64}", body["content_hash"])
+    again = await system.client.post(f"{BASE}/stipend-batches/{bid}/lock", headers=finance(system))
+    assert again.status_code == 409 and again.json()["code"] == "batch_locked"
+    frozen = (
+        await system.client.get(f"{BASE}/stipend-batches/{bid}", headers=finance(system))
+    ).content
+    assert frozen == locked.content
+    lines_before = await lines_of(system, bid)
+
+    # A late October deduction for An, before November has a batch
+    entry_id, _ = await entry(system, c["a"], day=date(2026, 10, 28))
+    late, _ = await action(
+        system, c["a"], entry_id, day=date(2026, 10, 28), rung="study_class", count=1
+    )
+    assert (await eligibility(system, c["a"], "2026-10"))["net"] == "1800.00"
+    after = await system.client.get(f"{BASE}/stipend-batches/{bid}", headers=finance(system))
+    assert after.content == frozen
+    assert await lines_of(system, bid) == lines_before
+
+    november = await build(system, "2026-11")
+    [adj] = await lines_of(system, november["id"], kind="adjustment")
+    assert adj == {
+        "cadre_id": str(c["a"]),
+        "cadre_name": "An",
+        "township_id": str(world["units"]["town_a"]),
+        "kind": "adjustment",
+        "for_month": "2026-10",
+        "gross": "0.00",
+        "deductions_total": "200.00",
+        "net": "-200.00",
+        "policy_version": "posted_subsidy@2018-01-01,study_class@2018-01-01",
+    }
+    assert november["totals"]["net"] == "8000.00"  # 8,200.00 regular - 200.00
+
+    # while November is a draft its adjustments follow October's changes
+    await action(
+        system, c["a"], entry_id, day=date(2026, 10, 28), rung="study_class", count=1,
+        status="cancelled", action_id=late,
+    )  # fmt: skip
+    assert await lines_of(system, november["id"], kind="adjustment") == []
+    # Bo's earlier posting, recorded late: 17..31 October is 15/31 of 2,000.00
+    await posting(
+        system, c["b"], world["units"]["village_a"], start=date(2026, 10, 17),
+        end=date(2026, 11, 9), role="member",
+    )  # fmt: skip
+    [adj] = await lines_of(system, november["id"], kind="adjustment")
+    assert (adj["cadre_id"], adj["for_month"], adj["net"]) == (str(c["b"]), "2026-10", "967.74")
+    assert adj["gross"] == "967.74" and adj["deductions_total"] == "0.00"
+    regular = await lines_of(system, november["id"], cadre_id=str(c["b"]), kind="regular")
+    assert regular[0]["net"] == "2000.00"  # 9/30 from the earlier posting + 21/30
+    current = (
+        await system.client.get(f"{BASE}/stipend-batches/{november['id']}", headers=finance(system))
+    ).json()
+    lines = await lines_of(system, november["id"])
+    assert sum(Decimal(x["net"]) for x in lines) == Decimal(current["totals"]["net"])
+    assert (
+        await system.client.get(f"{BASE}/stipend-batches/{bid}", headers=finance(system))
+    ).content == frozen
+    [locked_event] = await events(system, "incentives.batch.locked")
+    assert locked_event["content_hash"] == body["content_hash"]
+
+
+async def test_pay_a_locked_batch(system, world):
+    bid = (await build(system, "2026-11"))["id"]
+    h = finance(system)
+    early = await system.client.post(f"{BASE}/stipend-batches/{bid}/pay", headers=h)
+    assert early.status_code == 409 and early.json()["code"] == "batch_not_locked"
+    locked = (await system.client.post(f"{BASE}/stipend-batches/{bid}/lock", headers=h)).json()
+    paid = await system.client.post(f"{BASE}/stipend-batches/{bid}/pay", headers=h)
+    assert paid.status_code == 200
+    assert paid.json()["status"] == "paid" and paid.json()["paid_at"]
+    assert paid.json()["content_hash"] == locked["content_hash"]
+    assert paid.json()["totals"] == locked["totals"]
+    twice = await system.client.post(f"{BASE}/stipend-batches/{bid}/pay", headers=h)
+    assert twice.status_code == 409
+    got = await system.client.get(f"{BASE}/stipend-batches/{bid}", headers=h)
+    assert got.content == paid.content
+    assert [e["status"] for e in await events(system, "incentives.batch.paid")] == ["paid"]
