@@ -1,0 +1,104 @@
+"""CSV and XLSX exports, opened and read back: lines, totals, policy versions, DRAFT mark."""
+
+import csv
+import io
+from decimal import Decimal
+
+import openpyxl
+import pytest
+
+from services.incentives.service.exports import COLUMNS
+from shared.contracts.enums import Role
+from tests.incentives.factories import BASE, build, county, finance
+
+
+@pytest.fixture
+async def batch(system):
+    await county(system)
+    return await build(system, "2026-11")
+
+
+async def export(system, batch_id, fmt):
+    r = await system.client.get(
+        f"{BASE}/stipend-batches/{batch_id}/export", params={"format": fmt}, headers=finance(system)
+    )
+    assert r.status_code == 200, r.text
+    return r
+
+
+def sections(text: str) -> list[list[list[str]]]:
+    """The CSV's blank-row separated sections: header, lines, totals."""
+    out, current = [], []
+    for row in csv.reader(io.StringIO(text)):
+        if not row:
+            out.append(current)
+            current = []
+        else:
+            current.append(row)
+    return [*out, current]
+
+
+async def test_csv_of_a_draft_reads_back(system, batch):
+    r = await export(system, batch["id"], "csv")
+    assert r.headers["content-type"].startswith("text/csv")
+    assert "stipend-2026-11-draft.csv" in r.headers["content-disposition"]
+    text = r.content.decode("utf-8-sig")
+    header, lines, totals = sections(text)
+    meta = dict(header)
+    assert meta["batch_id"] == batch["id"] and meta["month"] == "2026-11"
+    assert meta["status"] == "DRAFT (not approved)"
+    assert meta["policy_versions"] == ", ".join(batch["policy_versions"])
+    assert lines[0] == COLUMNS
+    rows = [dict(zip(COLUMNS, row, strict=True)) for row in lines[1:]]
+    assert sorted(row["cadre_name"] for row in rows) == ["An", "Bo", "Chen", "Du"]
+    net = sum(Decimal(row["net"]) for row in rows)
+    assert totals[0] == ["scope", "township_id", "township_name", "lines", "gross",
+                         "deductions_total", "net"]  # fmt: skip
+    total = dict(zip(totals[0], totals[1], strict=True))
+    assert total["scope"] == "total" and Decimal(total["net"]) == net == Decimal("8200.00")
+    assert total["lines"] == "4"
+    towns = [dict(zip(totals[0], row, strict=True)) for row in totals[2:]]
+    assert sum(Decimal(t["net"]) for t in towns) == net
+    assert {t["township_name"] for t in towns} == {"Town A", "Town B", ""}
+
+
+async def test_xlsx_of_a_draft_reads_back(system, batch):
+    r = await export(system, batch["id"], "xlsx")
+    assert r.headers["content-type"].startswith("application/vnd.openxmlformats")
+    wb = openpyxl.load_workbook(io.BytesIO(r.content))
+    assert wb.sheetnames == ["Batch", "Lines", "Totals"]
+    head = [list(row) for row in wb["Batch"].iter_rows(values_only=True)]
+    assert head[0][0].startswith("DRAFT")
+    meta = {row[0]: row[1] for row in head[1:]}
+    assert meta["status"] == "DRAFT (not approved)" and meta["batch_id"] == batch["id"]
+    assert "posted_subsidy@2018-01-01" in meta["policy_versions"]
+    rows = list(wb["Lines"].iter_rows(values_only=True))
+    assert list(rows[0]) == COLUMNS
+    lines = [dict(zip(COLUMNS, row, strict=True)) for row in rows[1:]]
+    assert len(lines) == 4
+    net = sum(Decimal(str(line["net"])).quantize(Decimal("0.01")) for line in lines)
+    totals = list(wb["Totals"].iter_rows(values_only=True))
+    assert totals[1][0] == "total" and totals[1][3] == 4
+    assert Decimal(str(totals[1][6])).quantize(Decimal("0.01")) == net == Decimal("8200.00")
+
+
+async def test_locked_exports_carry_status_and_hash(system, batch):
+    h = finance(system)
+    locked = (
+        await system.client.post(f"{BASE}/stipend-batches/{batch['id']}/lock", headers=h)
+    ).json()
+    header, *_ = sections((await export(system, batch["id"], "csv")).content.decode("utf-8-sig"))
+    meta = dict(header)
+    assert meta["status"] == "locked" and meta["content_hash"] == locked["content_hash"]
+    wb = openpyxl.load_workbook(io.BytesIO((await export(system, batch["id"], "xlsx")).content))
+    head = [list(row) for row in wb["Batch"].iter_rows(values_only=True)]
+    assert head[0][0] == "batch_id"  # no DRAFT banner
+    assert {row[0]: row[1] for row in head}["content_hash"] == locked["content_hash"]
+
+
+async def test_export_is_finance_only_and_formats_are_checked(system, batch):
+    url = f"{BASE}/stipend-batches/{batch['id']}/export"
+    for role in (Role.auditor, Role.org_admin, Role.cadre):
+        assert (await system.client.get(url, headers=system.headers(role))).status_code == 403
+    r = await system.client.get(url, params={"format": "pdf"}, headers=finance(system))
+    assert r.status_code == 422 and r.json()["field"] == "format"
