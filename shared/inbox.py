@@ -17,7 +17,7 @@ from shared.clock import Clock
 from shared.db import insert_ignore
 from shared.events import Envelope, EventPayload, decode, dlq_topic, parse_payload
 from shared.outbox import INBOX
-from shared.transport import Message, Record, Transport
+from shared.transport import Consumer, Message, Record, Transport
 
 log = logging.getLogger(__name__)
 Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
@@ -67,6 +67,7 @@ class ConsumerRunner:
         self.applied = 0
         self.skipped = 0
         self.dead = 0
+        self.consumer: Consumer | None = None
         self.seen: Counter[str] = Counter()  # messages finished per topic, whatever the outcome
 
     async def handle(self, message: Message) -> str:
@@ -131,9 +132,16 @@ class ConsumerRunner:
             [Record(dlq_topic(message.topic), message.key, message.value, headers)]
         )
 
+    async def lag(self) -> dict[str, int | None]:
+        """Messages behind per topic, as the running consumer sees them."""
+        if self.consumer is None:
+            return dict(await self.transport.lag(self.group, self.handlers.topics()))
+        return await self.consumer.lag()
+
     async def run(self, *, poll_seconds: float = 1.0) -> None:
         consumer = self.transport.consumer(self.group, self.handlers.topics())
         await consumer.start()
+        self.consumer = consumer
         try:
             while True:
                 messages = await consumer.poll(poll_seconds)
@@ -143,4 +151,5 @@ class ConsumerRunner:
                 if messages:
                     await consumer.commit(messages)
         finally:
+            self.consumer = None
             await consumer.stop()

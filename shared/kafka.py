@@ -183,6 +183,20 @@ class KafkaConsumer:
             out.extend(_message(self.transport.logical(tp.topic), r) for r in records)
         return out
 
+    async def lag(self) -> dict[str, int | None]:
+        """Lag of this member's partitions: the high watermark of the last fetch minus the
+        position. Not ListOffsets: Tansu answers it with the last batch's base offset."""
+        assert self.consumer is not None
+        out: dict[str, int | None] = {t: 0 for t in self.topics}
+        for tp in self.consumer.assignment():
+            topic = self.transport.logical(tp.topic)
+            high, behind = self.consumer.highwater(tp), out[topic]
+            if high is None or behind is None:
+                out[topic] = None  # not fetched yet: unknown
+                continue
+            out[topic] = behind + max(0, high - await self.consumer.position(tp))
+        return out
+
     async def commit(self, messages: list[Message]) -> None:
         assert self.consumer is not None
         offsets: dict[TopicPartition, int] = {}

@@ -135,9 +135,7 @@ class ServiceRuntime:
             report["database"] = f"unreachable: {type(exc).__name__}"
         if self.runner:
             try:
-                report["consumer_lag"] = await asyncio.wait_for(
-                    self.transport.lag(self.runner.group, self.runner.handlers.topics()), 5
-                )
+                report["consumer_lag"] = await asyncio.wait_for(self.runner.lag(), 5)
                 report["broker"] = "ok"
             except Exception as exc:
                 report["broker"] = f"unreachable: {type(exc).__name__}"

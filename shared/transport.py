@@ -51,6 +51,7 @@ class Consumer(Protocol):
     async def stop(self) -> None: ...
     async def poll(self, timeout: float) -> list[Message]: ...
     async def commit(self, messages: list[Message]) -> None: ...
+    async def lag(self) -> dict[str, int | None]: ...
 
 
 class Transport(Protocol):
@@ -189,6 +190,9 @@ class LocalConsumer:
 
     async def stop(self) -> None:
         pass
+
+    async def lag(self) -> dict[str, int | None]:
+        return dict(await self.bus.lag(self.group, self.topics))
 
     async def _fetch(self, limit: int = 500) -> list[Message]:
         out: list[Message] = []

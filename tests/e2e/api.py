@@ -54,16 +54,15 @@ class Api:
         deadline = asyncio.get_running_loop().time() + timeout
         calm = 0
         while calm < 2:
-            quiet = True
+            quiet, reports = True, {}
             for s in SERVICES:
-                r = await self.clients[s].get(f"/{s}/health")
-                body = r.json()
+                body = reports[s] = (await self.clients[s].get(f"/{s}/health")).json()
                 lag = body.get("consumer_lag") or {}
-                if body.get("outbox", {}).get("unsent") or any(lag.values()):
+                if body.get("outbox", {}).get("unsent") or any(v != 0 for v in lag.values()):
                     quiet = False
             calm = calm + 1 if quiet else 0
             if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError("events did not settle")
+                raise TimeoutError(f"events did not settle: {reports}")
             await asyncio.sleep(0.3)
 
     async def unit(self, kind: str, parent: str | None, **extra) -> dict:

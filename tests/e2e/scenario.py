@@ -163,3 +163,13 @@ class Scenario:
                 ),
             }
         return out
+
+
+def differences(actual, expected, path: str = "") -> list[str]:
+    """Every leaf where two snapshots differ, as 'path: actual != expected'."""
+    if isinstance(actual, dict) and isinstance(expected, dict):
+        out = []
+        for key in sorted(set(actual) | set(expected), key=str):
+            out += differences(actual.get(key), expected.get(key), f"{path}.{key}")
+        return out
+    return [] if actual == expected else [f"{path}: {actual!r} != {expected!r}"]

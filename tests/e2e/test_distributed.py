@@ -8,7 +8,7 @@ from decimal import Decimal
 import asyncpg
 
 from tests.e2e.api import Api, last_ended_week, sign_in, week_label
-from tests.e2e.scenario import Scenario
+from tests.e2e.scenario import Scenario, differences
 from tests.infra.kafka import RUNNING
 
 DAYS = range(2, 7)  # Wednesday .. Sunday of the week: five days
@@ -157,7 +157,8 @@ async def test_kill_9_of_each_service_under_load_ends_where_the_embedded_run_end
     sent = len(run.sign_ins())
     assert await count_sign_ins(api, list(run.cadres.values())) == sent
     await run.conclude()
-    assert await run.snapshot() == expected
+    diffs = differences(await run.snapshot(), expected)
+    assert not diffs, "\n".join(diffs)
 
 
 async def test_a_second_assessment_replica_joins_and_leaves_under_load(api: Api, embedded_api: Api):
@@ -184,4 +185,5 @@ async def test_a_second_assessment_replica_joins_and_leaves_under_load(api: Api,
     await run.load(replica)
     assert await count_sign_ins(api, list(run.cadres.values())) == len(run.sign_ins())
     await run.conclude()
-    assert await run.snapshot() == expected
+    diffs = differences(await run.snapshot(), expected)
+    assert not diffs, "\n".join(diffs)
