@@ -6,6 +6,7 @@ frontline serve registry           one service (distributed mode: PostgreSQL + K
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 
@@ -60,6 +61,11 @@ def main(argv: list[str] | None = None) -> None:
     dead.add_argument("--offset", type=int, action="append", help="only these offsets")
     args = parser.parse_args(argv)
 
+    logging.basicConfig(
+        level=os.environ.get("FRONTLINE_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     kernel = KernelSettings()
     if args.cmd == "dlq":
         asyncio.run(_dlq(kernel, args.action, args.topic, args.offset))

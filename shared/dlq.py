@@ -32,10 +32,17 @@ async def read(transport: Transport, topic: str, limit: int = 1000) -> list[Mess
 
 
 async def replay(transport: Transport, dlq_topic: str, *, offsets: set[int] | None = None) -> int:
-    """Publish dead letters back to their source topic; returns how many."""
-    messages = [
-        m for m in await read(transport, dlq_topic) if offsets is None or m.offset in offsets
-    ]
+    """Publish dead letters back to their source topic; returns how many.
+
+    Each consumer group that gave up on a message wrote its own dead letter; the message
+    goes back once, and every group receives it again (those that applied it skip it).
+    """
+    messages, origins = [], set()
+    for m in await read(transport, dlq_topic):
+        origin = (m.headers.get("source_partition"), m.headers.get("source_offset"), m.value)
+        if (offsets is None or m.offset in offsets) and origin not in origins:
+            origins.add(origin)
+            messages.append(m)
     records = [
         Record(
             m.headers.get("source_topic") or dlq_topic.removesuffix(".dlq"),

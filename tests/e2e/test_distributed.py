@@ -1,15 +1,20 @@
 """DESIGN.md §2 guarantees with three real processes, PostgreSQL and a Kafka broker."""
 
+import json
 import os
 import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 
 from tests.e2e.api import Api, last_ended_week, sign_in, week_label
 from tests.e2e.scenario import Scenario, differences
 from tests.infra.kafka import RUNNING
+from tests.infra.stack import ROOT
 
 DAYS = range(2, 7)  # Wednesday .. Sunday of the week: five days
 NIGHTS = range(2, 6)  # Wednesday .. Saturday evenings: four nights
@@ -187,3 +192,48 @@ async def test_a_second_assessment_replica_joins_and_leaves_under_load(api: Api,
     await run.conclude()
     diffs = differences(await run.snapshot(), expected)
     assert not diffs, "\n".join(diffs)
+
+
+async def test_poison_event_to_dlq_consumers_go_on_and_the_cli_inspects_and_replays(api: Api):
+    stack = api.stack
+    env = stack.env()
+    topic = f"{env['FRONTLINE_KAFKA_TOPIC_NAMESPACE']}frontline.registry"
+    producer = AIOKafkaProducer(
+        bootstrap_servers=stack.bootstrap,
+        enable_idempotence=env["FRONTLINE_KAFKA_ENABLE_IDEMPOTENCE"] == "true",
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"{not an event", key=b"poison")
+    finally:
+        await producer.stop()
+    # The consumers go on: what the registry announces next still arrives.
+    monday, good, short, tokens = await seed(api)
+    body = await api.call(
+        "POST",
+        "/assessment/v1/sign-ins",
+        json=sign_in(good["id"], monday + timedelta(days=3), 10),
+        as_=tokens[good["id"]],
+    )
+    assert body["status"] == "accepted"
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "services.cli", "dlq", *args],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return done.stdout
+
+    dead = [json.loads(line) for line in cli("list", "frontline.registry.dlq").splitlines()]
+    groups = sorted(d["consumer_group"].rsplit("-", 1)[1] for d in dead)
+    assert groups == ["assessment", "incentives"]
+    assert all(d["raw"] == "{not an event" and "undecodable" in d["error"] for d in dead)
+    assert "replayed 1 event(s)" in cli("replay", "frontline.registry.dlq")
+    await api.settle()
+    again = [json.loads(line) for line in cli("list", "frontline.registry.dlq").splitlines()]
+    assert len(again) == 4  # still poison: each group dead-letters the replayed copy once
