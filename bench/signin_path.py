@@ -1,9 +1,10 @@
 """Sign-in hot path on PostgreSQL: how close it comes to a bare asyncpg INSERT.
 
-Prints ratios measured in one run (DESIGN.md §9): our single sign-in vs a bare INSERT of
-one row, and the offline batch (500 items) per item vs single sign-ins. Both go through
-the ASGI app in-process, so HTTP parsing, auth, validation, the idempotency guard and the
-outbox row are all in the measured path; a network hop is not.
+Prints ratios measured in one run (DESIGN.md §9): single sign-ins (32 in flight, 50
+cadres) vs a bare INSERT of one row over a pool with as many in flight, and the offline
+batch (500 items) per item vs single sign-ins. Both go through the ASGI app in-process,
+so HTTP parsing, auth, validation, the idempotency guard and the outbox row are in the
+measured path, and the relay and consumers run beside it; a network hop is not.
 
   .venv/bin/python bench/signin_path.py [N]
 """

@@ -125,6 +125,7 @@ class Relay:
         *,
         batch_size: int = 200,
         idle_seconds: float = 0.5,
+        linger_seconds: float = 0.02,
     ):
         self.name = name
         self.sessionmaker = sessionmaker
@@ -132,6 +133,7 @@ class Relay:
         self.clock = clock
         self.batch_size = batch_size
         self.idle_seconds = idle_seconds
+        self.linger_seconds = linger_seconds
         self._wake = asyncio.Event()
         self._lock_key = zlib.crc32(f"outbox:{name}".encode())
         self.published = 0
@@ -209,11 +211,14 @@ class Relay:
                 log.warning("relay %s: publish failed, will retry", self.name, exc_info=True)
                 sent = 0
                 backoff = min(backoff * 2, 10.0)
-            if sent == 0:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=backoff)
-                except TimeoutError:
-                    pass
+            if sent < self.batch_size:
+                if sent == 0:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+                    except TimeoutError:
+                        pass
+                # Linger a moment so that a burst of commits goes out as one batch.
+                await asyncio.sleep(self.linger_seconds)
                 self._wake.clear()
 
 

@@ -65,6 +65,7 @@ class ServiceRuntime:
             clock,
             batch_size=kernel.relay_batch_size,
             idle_seconds=kernel.relay_idle_seconds,
+            linger_seconds=kernel.relay_linger_seconds,
         )
         self.runner = (
             ConsumerRunner(

@@ -48,6 +48,7 @@ class KernelSettings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     relay_batch_size: int = 200
     relay_idle_seconds: float = 0.5
+    relay_linger_seconds: float = 0.02
     consumer_max_attempts: int = 3
     consumer_retry_seconds: float = 0.2
     run_scheduler: bool = True
