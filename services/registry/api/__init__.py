@@ -2,8 +2,17 @@
 
 from fastapi import APIRouter
 
-from services.registry.api import auth, cadres, households, postings, training, units, users
+from services.registry.api import (
+    auth,
+    cadres,
+    households,
+    imports,
+    postings,
+    training,
+    units,
+    users,
+)
 
 router = APIRouter(prefix="/v1")
-for module in (auth, users, units, cadres, postings, households, training):
+for module in (auth, users, units, cadres, postings, households, training, imports):
     router.include_router(module.router)

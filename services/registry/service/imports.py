@@ -1,0 +1,407 @@
+"""Bulk import of org units and of cadres with their postings, from CSV or XLSX.
+
+All rows or none: every row is checked first (fields, references to existing units and
+phones, duplicates inside the file), and the report names each problem by row number
+(the header is row 1), field and problem. Only a clean file is written, with set-based
+multi-row inserts and its events in the same transaction.
+"""
+
+import csv
+import io
+import uuid
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+
+from openpyxl import load_workbook
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.registry.models import Cadre, OrgUnit, Posting, UnitChange, UnitTree
+from services.registry.schemas import Code, Name, Phone, Title
+from services.registry.service.cadres import cadre_event, position_problem
+from services.registry.service.common import emit
+from services.registry.service.postings import opened_event, role_problem
+from services.registry.service.units import PARENT_KIND, ancestors_of, check_shape, unit_event
+from shared.auth import Principal
+from shared.clock import Clock
+from shared.contracts.enums import CadreCategory, Position, PostingRole, UnitKind
+from shared.errors import DomainError, InvalidInput
+
+CHUNK = 1000
+MAX_ERRORS = 1000
+KIND_ORDER = list(PARENT_KIND)
+
+
+class ImportInvalid(DomainError):
+    status, code, title = 422, "import_invalid", "Import rejected"
+
+
+class Problems:
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+        self.total = 0
+
+    def add(self, row: int, field: str, problem: str) -> None:
+        self.total += 1
+        if len(self.items) < MAX_ERRORS:
+            self.items.append({"row": row, "field": field, "problem": problem})
+
+    def raise_if_any(self) -> None:
+        if self.total:
+            raise ImportInvalid(
+                f"{self.total} problem(s); nothing was imported",
+                errors=sorted(self.items, key=lambda e: (e["row"], e["field"])),
+                error_count=self.total,
+            )
+
+
+# Reading files
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # spreadsheets keep phone numbers and codes as numbers
+    return str(value).strip()
+
+
+def read_table(content: bytes, filename: str, max_rows: int) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a CSV (UTF-8, BOM allowed) or the first sheet of an XLSX."""
+    name = filename.lower()
+    if name.endswith(".xlsx"):
+        try:
+            book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+        except Exception as exc:  # openpyxl raises many kinds for a broken file
+            raise InvalidInput("file", "not a readable XLSX workbook") from exc
+        rows_iter: Iterable = (
+            [_cell(v) for v in row] for row in book.worksheets[0].iter_rows(values_only=True)
+        )
+    elif name.endswith(".csv") or name.endswith(".txt") or "." not in name:
+        try:
+            text = content.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput("file", "a CSV file must be UTF-8") from exc
+        rows_iter = ([c.strip() for c in row] for row in csv.reader(io.StringIO(text)))
+    else:
+        raise InvalidInput("file", "expected a .csv or .xlsx file")
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    for row in rows_iter:
+        if header is None:
+            header = [c.strip().lower() for c in row]
+            continue
+        rows.append(row)
+        if len(rows) > max_rows:
+            raise InvalidInput("file", f"more than {max_rows} rows")
+    if not header:
+        raise InvalidInput("file", "the file is empty")
+    while header and header[-1] == "":
+        header.pop()
+    return header, rows
+
+
+def _records(
+    header: list[str], rows: list[list[str]], model: type[BaseModel], problems: Problems
+) -> list[tuple[int, BaseModel]]:
+    """Validate each non-blank row against `model`; (row number, record) for the good ones."""
+    known = set(model.model_fields)
+    for col in header:
+        if col not in known:
+            problems.add(1, col or "(blank)", "unknown column")
+    required = {n for n, f in model.model_fields.items() if f.is_required()}
+    for col in sorted(required - set(header)):
+        problems.add(1, col, "missing column")
+    if problems.total:
+        problems.raise_if_any()
+    out = []
+    for number, row in enumerate(rows, start=2):
+        if not any(row):
+            continue
+        # A blank cell is an absent value: the field's default applies, or it is missing.
+        values = {col: row[i] for i, col in enumerate(header) if i < len(row) and row[i] != ""}
+        try:
+            out.append((number, model.model_validate(values)))
+        except ValidationError as exc:
+            for err in exc.errors():
+                field = ".".join(str(p) for p in err["loc"]) or "row"
+                problems.add(number, field, err["msg"])
+    if not out and not problems.total:
+        problems.add(2, "row", "no rows to import")
+    return out
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class UnitRow(_Row):
+    code: Code
+    name: Title
+    kind: UnitKind
+    parent_code: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    radius_m: float | None = None
+    special_difficulty: bool = False
+
+
+class CadreRow(_Row):
+    name: Name
+    phone: Phone
+    category: CadreCategory
+    position: Position | None = None
+    unit_code: str | None = None
+    role: PostingRole | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+
+
+async def _existing(session: AsyncSession, column, values: list[str], *cols) -> dict[str, Any]:
+    """Rows whose `column` is among `values`, by that value (one query per chunk)."""
+    found: dict[str, Any] = {}
+    for i in range(0, len(values), CHUNK):
+        rows = await session.execute(select(column, *cols).where(column.in_(values[i : i + CHUNK])))
+        for r in rows:
+            found[r[0]] = r
+    return found
+
+
+async def _out_of_scope(
+    session: AsyncSession, principal: Principal, unit_ids: set[uuid.UUID]
+) -> set[uuid.UUID]:
+    if principal.unit_id is None or not unit_ids:
+        return set()
+    inside: set[uuid.UUID] = set()
+    ids = list(unit_ids)
+    for i in range(0, len(ids), CHUNK):
+        inside.update(
+            await session.scalars(
+                select(UnitTree.unit_id).where(
+                    UnitTree.ancestor_id == principal.unit_id,
+                    UnitTree.unit_id.in_(ids[i : i + CHUNK]),
+                )
+            )
+        )
+    return unit_ids - inside
+
+
+async def _insert(session: AsyncSession, table, rows: list[dict[str, Any]]) -> None:
+    for i in range(0, len(rows), CHUNK):
+        await session.execute(insert(table), rows[i : i + CHUNK])
+
+
+async def _emit(session: AsyncSession, clock: Clock, events: list) -> None:
+    for i in range(0, len(events), CHUNK):
+        await emit(session, clock, *events[i : i + CHUNK])
+
+
+async def import_units(
+    session: AsyncSession,
+    *,
+    clock: Clock,
+    principal: Principal,
+    header: list[str],
+    rows: list[list[str]],
+    dry_run: bool,
+) -> dict[str, int]:
+    problems = Problems()
+    records: list[tuple[int, UnitRow]] = _records(header, rows, UnitRow, problems)  # type: ignore[assignment]
+    by_code: dict[str, tuple[int, UnitRow]] = {}
+    for number, r in records:
+        if r.code in by_code:
+            problems.add(number, "code", f"code {r.code} repeats row {by_code[r.code][0]}")
+        else:
+            by_code[r.code] = (number, r)
+        fence = [r.lat, r.lon, r.radius_m]
+        if any(v is not None for v in fence) and any(v is None for v in fence):
+            problems.add(number, "geofence", "lat, lon and radius_m go together")
+    codes = list(by_code) + [r.parent_code for _, r in records if r.parent_code]
+    existing = await _existing(session, OrgUnit.code, codes, OrgUnit.id, OrgUnit.kind)
+    for number, r in records:
+        if r.code in existing:
+            problems.add(number, "code", f"unit code {r.code} already exists")
+    parents_in_db: set[uuid.UUID] = set()
+    for number, r in records:
+        parent_kind = None
+        if r.parent_code:
+            if r.parent_code in by_code:
+                parent_kind = by_code[r.parent_code][1].kind
+            elif r.parent_code in existing:
+                parent_kind = existing[r.parent_code].kind
+                parents_in_db.add(existing[r.parent_code].id)
+            else:
+                problems.add(number, "parent_code", f"no unit {r.parent_code}")
+                continue
+        if r.kind == UnitKind.county and principal.unit_id is not None:
+            problems.add(number, "kind", "a scoped admin cannot add a county")
+        shape = check_shape(
+            r.kind,
+            parent_kind,
+            has_geofence=r.lat is not None,
+            special_difficulty=r.special_difficulty,
+        )
+        if shape:
+            field = "parent_code" if shape[0] in ("kind", "parent_id") else shape[0]
+            problems.add(number, field, shape[1])
+    outside = await _out_of_scope(session, principal, parents_in_db)
+    for number, r in records:
+        if r.parent_code in existing and existing[r.parent_code].id in outside:
+            problems.add(number, "parent_code", "outside your unit scope")
+    problems.raise_if_any()
+    if dry_run:
+        return {"units": len(records)}
+
+    now = clock.now()
+    ids = {code: uuid.uuid4() for code in by_code}
+    ancestry = await ancestors_of(session, list(parents_in_db))
+    chain: dict[str, list[uuid.UUID]] = {}  # code -> ancestors from the county down
+
+    def ancestors(r: UnitRow) -> list[uuid.UUID]:
+        if r.code not in chain:
+            if not r.parent_code:
+                chain[r.code] = []
+            elif r.parent_code in by_code:
+                parent = by_code[r.parent_code][1]
+                chain[r.code] = ancestors(parent) + [ids[parent.code]]
+            else:
+                pid = existing[r.parent_code].id
+                chain[r.code] = ancestry.get(pid, []) + [pid]
+        return chain[r.code]
+
+    ordered = sorted((r for _, r in records), key=lambda r: KIND_ORDER.index(r.kind))
+    units, tree, changes, events = [], [], [], []
+    for r in ordered:
+        uid, above = ids[r.code], ancestors(r)
+        unit = OrgUnit(
+            id=uid,
+            code=r.code,
+            name=r.name,
+            kind=r.kind,
+            parent_id=above[-1] if above else None,
+            lat=r.lat,
+            lon=r.lon,
+            radius_m=r.radius_m,
+            special_difficulty=r.special_difficulty,
+            active=True,
+            created_at=now,
+            updated_at=now,
+        )
+        units.append(unit.model_dump())
+        tree.append({"ancestor_id": uid, "unit_id": uid, "depth": 0})
+        tree.extend(
+            {"ancestor_id": a, "unit_id": uid, "depth": len(above) - i} for i, a in enumerate(above)
+        )
+        changes.append(
+            {
+                "id": uuid.uuid4(),
+                "unit_id": uid,
+                "change": "created",
+                "before": None,
+                "after": {"code": r.code, "name": r.name, "source": "import"},
+                "changed_by": principal.user_id,
+                "changed_at": now,
+            }
+        )
+        events.append(unit_event(unit, above))
+    await _insert(session, OrgUnit.__table__, units)
+    await _insert(session, UnitTree.__table__, tree)
+    await _insert(session, UnitChange.__table__, changes)
+    await _emit(session, clock, events)
+    return {"units": len(units)}
+
+
+async def import_cadres(
+    session: AsyncSession,
+    *,
+    clock: Clock,
+    principal: Principal,
+    header: list[str],
+    rows: list[list[str]],
+    dry_run: bool,
+) -> dict[str, int]:
+    """New cadres, each with a posting when the row names a role."""
+    problems = Problems()
+    records: list[tuple[int, CadreRow]] = _records(header, rows, CadreRow, problems)  # type: ignore[assignment]
+    phones: dict[str, int] = {}
+    for number, r in records:
+        if r.phone in phones:
+            problems.add(number, "phone", f"phone repeats row {phones[r.phone]}")
+        else:
+            phones[r.phone] = number
+        if problem := position_problem(r.category, r.position):
+            problems.add(number, "position", problem)
+        if r.role is not None:
+            for field in ("unit_code", "start_date"):
+                if getattr(r, field) is None:
+                    problems.add(number, field, "a posting needs a unit and a start date")
+        if r.start_date and r.end_date and r.end_date < r.start_date:
+            problems.add(number, "end_date", "must not be before the start date")
+        if r.end_date and not r.start_date:
+            problems.add(number, "start_date", "an end date needs a start date")
+    taken = await _existing(session, Cadre.phone, list(phones))
+    units = await _existing(
+        session,
+        OrgUnit.code,
+        sorted({r.unit_code for _, r in records if r.unit_code}),
+        OrgUnit.id,
+        OrgUnit.kind,
+    )
+    outside = await _out_of_scope(session, principal, {u.id for u in units.values()})
+    for number, r in records:
+        if r.phone in taken:
+            problems.add(number, "phone", f"phone {r.phone} is already registered")
+        if r.unit_code is None:
+            continue  # no posting: the cadre lands in the admin's own unit, if any
+        unit = units.get(r.unit_code)
+        if unit is None:
+            problems.add(number, "unit_code", f"no unit {r.unit_code}")
+            continue
+        if unit.id in outside:
+            problems.add(number, "unit_code", "outside your unit scope")
+        if r.role is not None and (problem := role_problem(r.role, unit.kind)):
+            problems.add(number, "role", problem)
+    problems.raise_if_any()
+    with_posting = sum(1 for _, r in records if r.role is not None)
+    if dry_run:
+        return {"cadres": len(records), "postings": with_posting}
+
+    now, today = clock.now(), clock.today()
+    cadres, postings, events = [], [], []
+    for _, r in records:
+        unit_id = units[r.unit_code].id if r.unit_code else principal.unit_id
+        cadre = Cadre(
+            id=uuid.uuid4(),
+            name=r.name,
+            phone=r.phone,
+            category=r.category,
+            position=r.position,
+            unit_id=unit_id,
+            active=True,
+            created_at=now,
+            updated_at=now,
+        )
+        cadres.append(cadre.model_dump())
+        events.append(cadre_event(cadre, today))
+        if r.role is not None:
+            posting = Posting(
+                id=uuid.uuid4(),
+                cadre_id=cadre.id,
+                unit_id=unit_id,
+                role=r.role,
+                start_date=r.start_date,
+                end_date=r.end_date,
+                created_at=now,
+            )
+            postings.append(posting.model_dump())
+            events.append(opened_event(posting))
+    await _insert(session, Cadre.__table__, cadres)
+    await _insert(session, Posting.__table__, postings)
+    await _emit(session, clock, events)
+    return {"cadres": len(cadres), "postings": len(postings)}
