@@ -69,7 +69,6 @@ async def add_policy(session: Session, who: PolicyWriter, clock: ClockDep, body:
         note=body.note,
         user_id=who.user_id,
         now=clock.now(),
-        today=clock.today(),
     )
 
 

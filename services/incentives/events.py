@@ -113,10 +113,11 @@ async def on_posting(session: AsyncSession, p: PostingOpened | PostingEnded, env
         "end_date": p.end_date,
     }
     await _put(session, postings, ["posting_id"], row | _src(env))
-    since = min(p.start_date, old.start_date) if old else p.start_date
-    # An open end (before or after) reaches this month; refresh_cadre adds later months.
-    ends = [p.end_date, *(old and [old.end_date] or [])]
-    until = None if None in ends else max(ends)
+    # Every month the posting covered before or covers now; an open end reaches this
+    # month (refresh_cadre adds any later month already stored or batched).
+    spans = [(p.start_date, p.end_date)] + ([(old.start_date, old.end_date)] if old else [])
+    since = min(start for start, _ in spans)
+    until = None if any(end is None for _, end in spans) else max(end for _, end in spans)
     await refresh_cadre(session, p.cadre_id, since=since, until=until)
 
 

@@ -198,9 +198,12 @@ def validate(
         min_score = params.get("min_score")
         if min_score is not None:
             try:
-                min_score = str(Decimal(str(min_score)))
+                score = Decimal(str(min_score))
             except InvalidOperation as exc:
                 raise InvalidInput("params.min_score", "expected a number or null") from exc
+            if not score.is_finite():
+                raise InvalidInput("params.min_score", "expected a number or null")
+            min_score = str(score)
         clean["min_score"] = min_score
     elif params:
         raise InvalidInput(f"params.{sorted(params)[0]}", f"{kind} takes no params")
@@ -229,6 +232,7 @@ class PolicyBook:
     """All versions, read once per unit of work (the table is small)."""
 
     def __init__(self, policies: list[Policy]):
+        self.earliest = min((p.effective_from for p in policies), default=None)
         self.by_kind: dict[str, list[Policy]] = {}
         for p in sorted(policies, key=lambda p: p.effective_from):
             self.by_kind.setdefault(p.kind, []).append(p)

@@ -24,6 +24,11 @@ from services.incentives.rules import (
 SRC = Source("test.event", "e1")
 
 
+@pytest.fixture
+def settled_before_teardown():
+    """Pure functions: no system to start or settle."""
+
+
 def book() -> PolicyBook:
     out = []
     for d in DEFAULTS:

@@ -16,6 +16,7 @@ from services.incentives.rules import compute, fmt
 from services.incentives.service import eligibility as eligibility_service
 from services.incentives.service.facts import (
     cadre_names,
+    cursor_uuid,
     home_unit,
     load_book,
     load_facts,
@@ -39,7 +40,7 @@ from services.incentives.service.lines import (
 from shared.clock import format_month, month_end, parse_month
 from shared.contracts.enums import BatchStatus
 from shared.contracts.incentives import BatchDrafted, BatchLocked, BatchPaid
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, InvalidInput, NotFound
 from shared.outbox import add_event
 from shared.pagination import PageParams, make_page
 
@@ -437,12 +438,9 @@ async def list_lines(session: AsyncSession, *, batch_id: UUID, page: PageParams,
     )
     after = page.after()
     if after:
-        try:
-            key = (UUID(str(after[0])), str(after[1]), str(after[2]))
-        except (ValueError, IndexError) as exc:
-            from shared.errors import InvalidInput
-
-            raise InvalidInput("cursor", "not a cursor this service issued") from exc
+        if len(after) != 3:
+            raise InvalidInput("cursor", "not a cursor this service issued")
+        key = (cursor_uuid(after), str(after[1]), str(after[2]))
         q = q.where(tuple_(*_line_order()) > tuple_(*key))
     rows = (await session.execute(q)).all()
     result = make_page(rows, page.limit, lambda r: [str(r.cadre_id), r.for_month, r.kind])

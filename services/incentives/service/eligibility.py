@@ -145,6 +145,9 @@ async def refresh_cadre(
     so a changed fact reaches all the months it can touch.
     """
     await line_service.share_guard(session)
+    book = await load_book(session)
+    # Nothing is due before the first policy version: an honor of 1999 starts there.
+    since = max(since, book.earliest or since)
     clock = clock_of(session)
     now, today = clock.now(), clock.today()
     until = today if until is None else min(until, today)
@@ -158,7 +161,6 @@ async def refresh_cadre(
     firsts |= {parse_month(m) for m in later.scalars()}
     firsts |= {parse_month(m) for m in await line_service.batch_months(session) if m >= since_month}
     facts = (await load_facts(session, [cadre_id]))[cadre_id]
-    book = await load_book(session)
     results = [compute(facts, first, book) for first in sorted(firsts)]
     await store(session, results, now=now)
     await line_service.sync(session, results, {cadre_id: facts})

@@ -33,6 +33,7 @@ from services.incentives.rules import (
     VerdictFact,
 )
 from shared.contracts.enums import SubjectType
+from shared.errors import InvalidInput
 
 
 def _src(row) -> Source:
@@ -156,3 +157,11 @@ def home_unit(facts: CadreFacts, first: date, last: date) -> UUID | None:
     if not touching:
         return None
     return max(touching, key=lambda p: (p.start, str(p.posting_id))).unit_id
+
+
+def cursor_uuid(after: list, index: int = 0) -> UUID:
+    """A UUID out of a decoded cursor (422 naming `cursor` when it holds something else)."""
+    try:
+        return UUID(str(after[index]))
+    except (ValueError, IndexError) as exc:
+        raise InvalidInput("cursor", "not a cursor this service issued") from exc

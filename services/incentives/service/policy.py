@@ -104,14 +104,14 @@ async def add_policy(
     note: str,
     user_id: UUID,
     now: datetime,
-    today: date,
 ) -> dict:
     """Add a version of a kind.
 
     Month-granular: from the 1st of a month, to the last day of one (or open). It may not
     overlap another version of its kind (409 policy_overlap), except that an open-ended
     version starting earlier is superseded: it ends the day before the new one starts.
-    What it changes in months already stored or batched is recomputed now.
+    What it changes in months already stored or batched is recomputed now (a locked
+    month's difference then becomes an adjustment in the next open batch).
     """
     if effective_from.day != 1:
         raise InvalidInput("effective_from", "a version starts on the 1st of a month")
@@ -176,7 +176,7 @@ async def add_policy(
         producer=PRODUCER,
         occurred_at=now,
     )
-    await _recompute_months(session, effective_from, min(end, today), now=now)
+    await _recompute_months(session, effective_from, end, now=now)
     return await get_policy(session, label)
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.incentives.models import cadres, entries, scores
 from services.incentives.policies import PolicyKind
-from services.incentives.service.facts import load_book, subtree
+from services.incentives.service.facts import cursor_uuid, load_book, subtree
 from shared.clock import format_month, month_end
 from shared.contracts.enums import EntryStatus, SubjectType
 from shared.errors import NotFound
@@ -68,7 +68,7 @@ async def candidates(
     )
     after = page.after()
     if after:
-        q = q.where(s.cadre_id > UUID(str(after[0])))
+        q = q.where(s.cadre_id > cursor_uuid(after))
     rows = (await session.execute(q)).all()
     out = make_page(rows, page.limit, lambda r: [str(r.cadre_id)])
     ids = [r.cadre_id for r in out["items"]]
