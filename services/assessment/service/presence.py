@@ -244,18 +244,12 @@ async def close_week(
         raise Conflict(
             f"{week} ends at {week_end_moment(monday).isoformat()}", code="week_not_ended"
         )
-    # The week's row first: concurrent closings and re-judgements of this week queue on it.
-    first = await session.execute(
+    new = await session.execute(
         insert_ignore(session, WEEKS).values(
             week=week, monday=monday, first_closed_at=now, closed_at=now
         )
     )
-    before = (await session.execute(select(WEEKS).where(WEEKS.c.week == week))).one()
-    await judge(session, monday, now=now, policy=policy)
-    counts = await _recount(session, week, now=now)
-    if first.rowcount == 1 or counts != {k: getattr(before, k) for k in counts}:
-        await emit(session, [(WeekClosed(week=week, **counts), week)], now)
-    return {"week": week, **counts}
+    return await _judge_week(session, monday, now=now, policy=policy, new=new.rowcount == 1)
 
 
 async def rejudge(
@@ -267,12 +261,44 @@ async def rejudge(
     policy: AssessmentSettings,
 ) -> None:
     """Re-judge a closed week for some cadres (late sign-in, leave approved afterwards)."""
+    await _judge_week(session, monday, now=now, policy=policy, cadre_ids=cadre_ids)
+
+
+async def _judge_week(
+    session: AsyncSession,
+    monday: date,
+    *,
+    now: datetime,
+    policy: AssessmentSettings,
+    cadre_ids: list[uuid.UUID] | None = None,
+    new: bool = False,
+) -> dict[str, Any]:
+    """Judge a closed week and keep its counts; a change of counts is announced."""
     week = format_week(monday)
-    await session.execute(
-        update(WEEKS).where(WEEKS.c.week == week).values(closed_at=WEEKS.c.closed_at)
-    )
+    # The week's row first: concurrent closings and re-judgements of this week queue on it.
+    closed_at = WEEKS.c.closed_at if cadre_ids else now
+    before = (
+        await session.execute(
+            update(WEEKS)
+            .where(WEEKS.c.week == week)
+            .values(closed_at=closed_at)
+            .returning(WEEKS.c.judged, WEEKS.c.compliant, WEEKS.c.non_compliant)
+        )
+    ).one()
     await judge(session, monday, now=now, policy=policy, cadre_ids=cadre_ids)
-    await _recount(session, week, now=None)
+    row = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((VERDICTS.c.compliant.is_(True), 1), else_=0)), 0),
+            ).where(VERDICTS.c.week == week, VERDICTS.c.judged.is_(True))
+        )
+    ).one()
+    counts = {"judged": row[0], "compliant": row[1], "non_compliant": row[0] - row[1]}
+    if new or tuple(before) != tuple(counts.values()):
+        await session.execute(update(WEEKS).where(WEEKS.c.week == week).values(**counts))
+        await emit(session, [(WeekClosed(week=week, **counts), week)], now)
+    return {"week": week, **counts}
 
 
 async def rejudge_closed(
@@ -294,21 +320,6 @@ async def rejudge_closed(
     ).scalars()
     for monday in list(mondays):
         await rejudge(session, monday, [cadre_id], now=now, policy=policy)
-
-
-async def _recount(session: AsyncSession, week: str, *, now: datetime | None) -> dict[str, int]:
-    row = (
-        await session.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(case((VERDICTS.c.compliant.is_(True), 1), else_=0)), 0),
-            ).where(VERDICTS.c.week == week, VERDICTS.c.judged.is_(True))
-        )
-    ).one()
-    counts = {"judged": row[0], "compliant": row[1], "non_compliant": row[0] - row[1]}
-    values = counts | ({"closed_at": now} if now else {})
-    await session.execute(update(WEEKS).where(WEEKS.c.week == week).values(**values))
-    return counts
 
 
 async def presence_of(
@@ -370,7 +381,8 @@ async def unit_presence(
     monday = parse_week(week)
     await ensure_unit(session, unit_id)
     stmt = (
-        select(distinct(POSTINGS.c.cadre_id))
+        select(POSTINGS.c.cadre_id)
+        .distinct()
         .join(PATHS, PATHS.c.unit_id == POSTINGS.c.unit_id)
         .where(
             PATHS.c.ancestor_id == unit_id, overlaps(POSTINGS, monday, monday + timedelta(days=6))
