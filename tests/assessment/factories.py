@@ -213,3 +213,58 @@ async def events(system: System, *types: str) -> list:
     messages = await system.app.state.transport.read("frontline.assessment", limit=100_000)
     found = [decode(m.value) for m in messages]
     return [e for e in found if not types or e.type in types]
+
+
+async def finding(
+    system: System,
+    subject_id: uuid.UUID,
+    observed_at: datetime,
+    *,
+    subject_type: str = "cadre",
+    severity: str = "major",
+    kind: str = "absent_from_post",
+    expect: int = 201,
+) -> dict[str, Any]:
+    r = await system.client.post(
+        "/assessment/v1/findings",
+        json={
+            "subject_type": subject_type,
+            "subject_id": str(subject_id),
+            "kind": kind,
+            "severity": severity,
+            "observed_at": observed_at.isoformat(),
+            "description": "not at the post during an unannounced check (暗访)",
+            "evidence_urls": ["https://evidence.example/photo-1.jpg"],
+        },
+        headers=system.headers(Role.inspector),
+    )
+    assert r.status_code == expect, r.text
+    return r.json()
+
+
+async def negative_list(system: System, month: str, **params: Any) -> list[dict[str, Any]]:
+    r = await system.client.get(
+        "/assessment/v1/negative-list",
+        params={"month": month, **{k: str(v) for k, v in params.items()}},
+        headers=system.headers(Role.org_admin),
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["items"]
+
+
+async def actions(system: System, **params: Any) -> list[dict[str, Any]]:
+    r = await system.client.get(
+        "/assessment/v1/accountability-actions",
+        params={k: str(v) for k, v in params.items()},
+        headers=system.headers(Role.org_admin),
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["items"]
+
+
+async def dismiss(system: System, finding_id: str, reason: str = "mistaken identity"):
+    return await system.client.post(
+        f"/assessment/v1/findings/{finding_id}/dismiss",
+        json={"reason": reason},
+        headers=system.headers(Role.org_admin),
+    )
