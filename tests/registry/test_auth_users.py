@@ -4,7 +4,17 @@ import jwt
 
 from shared.auth import verify_token
 from shared.contracts.enums import Role
-from tests.registry.factories import API, admin, bus_events, get, login, make_user, post
+from tests.registry.factories import (
+    API,
+    admin,
+    bus_events,
+    get,
+    login,
+    make_cadre,
+    make_tree,
+    make_user,
+    post,
+)
 
 
 def claims(system, token: str) -> dict:
@@ -186,3 +196,56 @@ async def test_who_reads_users(system):
         await get(system, f"/users/{user['id']}", headers=system.headers(role), status=403)
         await get(system, "/users", headers=system.headers(role), status=403)
     await get(system, "/users/00000000-0000-0000-0000-000000000000", status=404)
+
+
+async def test_scoped_admin_manages_users_in_the_subtree_only(system):
+    t = await make_tree(system)
+    scoped = admin(system, unit_id=t["town"]["id"])
+    inside = await post(
+        system,
+        "/users",
+        {"username": "clerk", "password": "long enough", "roles": ["inspector"]},
+        headers=scoped,
+    )
+    assert inside["unit_id"] == t["town"]["id"]  # a scoped admin's users inherit the scope
+    village_user = await make_user(system, roles=["finance"], unit_id=t["village"]["id"])
+    other = await make_user(system, roles=["finance"], unit_id=t["town2"]["id"])
+    r = await system.client.post(
+        f"{API}/users",
+        json={
+            "username": "escapee",
+            "password": "long enough",
+            "roles": ["org_admin"],
+            "unit_id": t["county"]["id"],
+        },
+        headers=scoped,
+    )
+    assert r.status_code == 403 and r.json()["code"] == "outside_scope"
+    listed = await get(system, "/users", headers=scoped)
+    assert {u["id"] for u in listed["items"]} == {inside["id"], village_user["id"]}
+    subtree = await get(system, "/users", unit_id=t["town2"]["id"])
+    assert [u["id"] for u in subtree["items"]] == [other["id"]]
+    for path in (f"/users/{other['id']}/deactivate", f"/users/{other['id']}/activate"):
+        assert (await system.client.post(f"{API}{path}", headers=scoped)).status_code == 403
+    r = await system.client.get(f"{API}/users/{other['id']}", headers=scoped)
+    assert r.status_code == 403
+    r = await system.client.patch(
+        f"{API}/users/{village_user['id']}", json={"unit_id": None}, headers=scoped
+    )
+    assert r.status_code == 403  # an unscoped user is outside every scope
+    cadre = await make_cadre(system, unit_id=t["village"]["id"])
+    linked = await make_user(system, roles=["cadre"], cadre_id=cadre["id"])
+    assert linked["cadre_id"] == cadre["id"]
+    r = await system.client.post(
+        f"{API}/users",
+        json={
+            "username": "twin",
+            "password": "long enough",
+            "roles": ["cadre"],
+            "cadre_id": cadre["id"],
+        },
+        headers=admin(system),
+    )
+    assert r.status_code == 409 and r.json()["code"] == "cadre_has_user"
+    token = (await login(system, linked["username"], "correct horse")).json()["access_token"]
+    assert claims(system, token)["cadre_id"] == cadre["id"]
