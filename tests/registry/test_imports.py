@@ -357,3 +357,70 @@ async def test_import_access(system):
     ]
     r = await upload(system, "org-units", csv_bytes(UNIT_COLUMNS, units), "u.csv", headers=scoped)
     assert {(e["row"], e["field"]) for e in r.json()["errors"]} == {(2, "parent_code"), (3, "kind")}
+
+
+POSTING_COLUMNS = ["phone", "unit_code", "role", "start_date", "end_date"]
+
+
+async def test_postings_of_registered_cadres(system):
+    t = await make_tree(system)
+    a = await make_cadre(system)
+    b = await make_cadre(system)
+    held = await system.client.post(
+        f"{API}/postings",
+        json={
+            "cadre_id": b["id"],
+            "unit_id": t["village"]["id"],
+            "role": "member",
+            "start_date": "2026-01-01",
+        },
+        headers=admin(system),
+    )
+    assert held.status_code == 201
+    before, events_before = await counts(system), len(await bus_events(system))
+    bad = [
+        {
+            "phone": a["phone"],
+            "unit_code": t["village"]["code"],
+            "role": "member",
+            "start_date": "2025-01-01",
+            "end_date": "2025-12-31",
+        },
+        {
+            "phone": a["phone"],
+            "unit_code": t["group"]["code"],
+            "role": "member",
+            "start_date": "2025-06-01",
+        },
+        {
+            "phone": b["phone"],
+            "unit_code": t["village2"]["code"],
+            "role": "member",
+            "start_date": "2026-05-01",
+        },
+        {
+            "phone": "13000000000",
+            "unit_code": t["town"]["code"],
+            "role": "member",
+            "start_date": "2026-01-01",
+        },
+    ]
+    r = await upload(system, "postings", csv_bytes(POSTING_COLUMNS, bad), "p.csv")
+    assert r.status_code == 422
+    assert {(e["row"], e["field"]) for e in r.json()["errors"]} == {
+        (3, "start_date"),
+        (4, "start_date"),
+        (5, "phone"),
+        (5, "role"),
+    }
+    assert await counts(system) == before and len(await bus_events(system)) == events_before
+    good = [bad[0], {**bad[1], "start_date": "2026-01-01"}]
+    r = await upload(system, "postings", csv_bytes(POSTING_COLUMNS, good), "p.csv")
+    assert r.status_code == 200 and r.json()["created"] == {"postings": 2}
+    history = await get(system, "/postings", cadre_id=a["id"])
+    assert sorted(p["start_date"] for p in history["items"]) == ["2025-01-01", "2026-01-01"]
+    assert (await get(system, f"/cadres/{a['id']}"))["unit_id"] == t["group"]["id"]
+    opened = [
+        e for e in await bus_events(system, "registry.posting.opened") if e["cadre_id"] == a["id"]
+    ]
+    assert len(opened) == 2

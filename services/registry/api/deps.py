@@ -3,13 +3,12 @@
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.settings import RegistrySettings, registry_settings
-from shared.runtime import session_dependency
+from shared.runtime import SessionDep
 from shared.settings import KernelSettings
 
-Session = Annotated[AsyncSession, Depends(session_dependency("registry"))]
+Session = SessionDep("registry")
 
 
 def _settings(request: Request) -> RegistrySettings:

@@ -57,3 +57,20 @@ async def import_cadres(
         session, clock=clock, principal=principal, header=header, rows=rows, dry_run=dry_run
     )
     return ImportResult(dry_run=dry_run, rows=created["cadres"], created=created)
+
+
+@router.post("/imports/postings", response_model=ImportResult)
+async def import_postings(
+    file: Upload,
+    session: Session,
+    settings: Settings,
+    clock: ClockDep,
+    principal: Admin,
+    dry_run: bool = False,
+):
+    """Postings of registered cadres: phone, unit_code, role, start_date, end_date."""
+    header, rows = await _table(file, settings)
+    created = await import_service.import_postings(
+        session, clock=clock, principal=principal, header=header, rows=rows, dry_run=dry_run
+    )
+    return ImportResult(dry_run=dry_run, rows=created["postings"], created=created)

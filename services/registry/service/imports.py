@@ -15,7 +15,7 @@ from typing import Any
 
 from openpyxl import load_workbook
 from pydantic import BaseModel, ConfigDict, ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.models import Cadre, OrgUnit, Posting, UnitChange, UnitTree
@@ -405,3 +405,111 @@ async def import_cadres(
     await _insert(session, Posting.__table__, postings)
     await _emit(session, clock, events)
     return {"cadres": len(cadres), "postings": len(postings)}
+
+
+class PostingRow(_Row):
+    phone: Phone
+    unit_code: Code
+    role: PostingRole
+    start_date: date
+    end_date: date | None = None
+
+
+async def import_postings(
+    session: AsyncSession,
+    *,
+    clock: Clock,
+    principal: Principal,
+    header: list[str],
+    rows: list[list[str]],
+    dry_run: bool,
+) -> dict[str, int]:
+    """Postings of registered cadres (by phone): no overlap with their postings or each other."""
+    problems = Problems()
+    records: list[tuple[int, PostingRow]] = _records(header, rows, PostingRow, problems)  # type: ignore[assignment]
+    cadres = await _existing(
+        session,
+        Cadre.phone,
+        sorted({r.phone for _, r in records}),
+        Cadre.id,
+        Cadre.unit_id,
+        Cadre.active,
+    )
+    units = await _existing(
+        session, OrgUnit.code, sorted({r.unit_code for _, r in records}), OrgUnit.id, OrgUnit.kind
+    )
+    outside = await _out_of_scope(
+        session,
+        principal,
+        {u.id for u in units.values()} | {c.unit_id for c in cadres.values() if c.unit_id},
+    )
+    windows: dict[uuid.UUID, list[tuple[date, date | None, str]]] = {}
+    cadre_ids = [c.id for c in cadres.values()]
+    for i in range(0, len(cadre_ids), CHUNK):
+        held = await session.execute(
+            select(Posting.cadre_id, Posting.start_date, Posting.end_date).where(
+                Posting.cadre_id.in_(cadre_ids[i : i + CHUNK])
+            )
+        )
+        for cadre_id, start, end in held:
+            windows.setdefault(cadre_id, []).append((start, end, "a registered posting"))
+    for number, r in records:
+        cadre, unit = cadres.get(r.phone), units.get(r.unit_code)
+        if cadre is None:
+            problems.add(number, "phone", f"no cadre with phone {r.phone}")
+        elif not cadre.active:
+            problems.add(number, "phone", "the cadre is inactive")
+        elif principal.unit_id is not None and (cadre.unit_id is None or cadre.unit_id in outside):
+            problems.add(number, "phone", "the cadre is outside your unit scope")
+        if unit is None:
+            problems.add(number, "unit_code", f"no unit {r.unit_code}")
+        elif unit.id in outside:
+            problems.add(number, "unit_code", "outside your unit scope")
+        elif problem := role_problem(r.role, unit.kind):
+            problems.add(number, "role", problem)
+        if r.end_date and r.end_date < r.start_date:
+            problems.add(number, "end_date", "must not be before the start date")
+            continue
+        if cadre is None:
+            continue
+        mine = windows.setdefault(cadre.id, [])
+        for start, end, what in mine:
+            if start <= (r.end_date or date.max) and (end is None or end >= r.start_date):
+                problems.add(number, "start_date", f"overlaps {what} of the cadre")
+                break
+        mine.append((r.start_date, r.end_date, f"row {number}"))
+    problems.raise_if_any()
+    if dry_run:
+        return {"postings": len(records)}
+
+    now = clock.now()
+    postings, events = [], []
+    for _, r in records:
+        cadre = cadres[r.phone]
+        posting = Posting(
+            id=uuid.uuid4(),
+            cadre_id=cadre.id,
+            unit_id=units[r.unit_code].id,
+            role=r.role,
+            start_date=r.start_date,
+            end_date=r.end_date,
+            created_at=now,
+        )
+        postings.append(posting.model_dump())
+        events.append(opened_event(posting))
+    await _insert(session, Posting.__table__, postings)
+    # The cadre belongs where their latest posting is, as when posted one at a time.
+    latest_unit = (
+        select(Posting.unit_id)
+        .where(Posting.cadre_id == Cadre.id)
+        .order_by(Posting.start_date.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    moved = sorted({p["cadre_id"] for p in postings})
+    for i in range(0, len(moved), CHUNK):
+        await session.execute(
+            update(Cadre).where(Cadre.id.in_(moved[i : i + CHUNK])).values(unit_id=latest_unit)
+        )
+    await _emit(session, clock, events)
+    return {"postings": len(postings)}
