@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM = "application/problem+json"
@@ -109,7 +110,22 @@ async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     )
 
 
+async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
+    # A constraint the service did not pre-check (a concurrent writer got there first).
+    return problem_response(
+        409,
+        {
+            "type": "https://frontline.example/problems/integrity_conflict",
+            "title": "Conflict",
+            "status": 409,
+            "detail": "the change conflicts with data written concurrently; retry",
+            "code": "integrity_conflict",
+        },
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(IntegrityError, _integrity)  # type: ignore[arg-type]
     app.add_exception_handler(DomainError, _domain)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]

@@ -225,7 +225,7 @@ def runtime(request: Request, name: str) -> ServiceRuntime:
 
 
 def session_dependency(name: str) -> Callable[[Request], AsyncIterator[AsyncSession]]:
-    """The dependency that owns a request's transaction for service `name`."""
+    """The dependency that owns a request's transaction for service `name` (use SessionDep)."""
 
     async def session(request: Request) -> AsyncIterator[AsyncSession]:
         async with request.app.state.runtimes[name].transaction() as s:
@@ -253,3 +253,12 @@ def get_clock(request: Request) -> Clock:
 
 
 ClockDep = Annotated[Clock, Depends(get_clock)]
+
+
+def SessionDep(name: str) -> Any:  # noqa: N802 (reads as a type in signatures)
+    """`Annotated[AsyncSession, ...]` whose transaction commits before the response is sent.
+
+    FastAPI's default scope for yield dependencies ends them after the response has gone
+    out; a client must never see 201 for a write that then fails to commit.
+    """
+    return Annotated[AsyncSession, Depends(session_dependency(name), scope="function")]

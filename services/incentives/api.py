@@ -5,7 +5,6 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.incentives.policies import PolicyKind
 from services.incentives.schemas import (
@@ -26,10 +25,10 @@ from shared.auth import CurrentPrincipal, Principal, require_roles
 from shared.clock import parse_month
 from shared.contracts.enums import Role
 from shared.pagination import Page, Paging
-from shared.runtime import ClockDep, session_dependency
+from shared.runtime import ClockDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["incentives"])
-Session = Annotated[AsyncSession, Depends(session_dependency("incentives"))]
+Session = SessionDep("incentives")
 Finance = Annotated[Principal, Depends(require_roles(Role.finance))]
 FinanceOrAuditor = Annotated[Principal, Depends(require_roles(Role.finance, Role.auditor))]
 PolicyWriter = Annotated[Principal, Depends(require_roles(Role.org_admin, Role.finance))]

@@ -154,3 +154,13 @@ async def test_dead_letter_can_be_inspected_and_replayed_after_a_fix(kernel, toy
         await dlq.replay(transport, "frontline.toy.dlq")
         await settle(app)
         assert (await tally(app, "r")).count == 1
+
+
+async def test_a_write_that_fails_at_commit_is_never_answered_201(kernel, toy_db):
+    async with running(kernel, toy_db) as (app, client):
+        r = await client.post("/toy/v1/orphans")
+        assert r.status_code == 409 and r.json()["code"] == "integrity_conflict"
+        await settle(app)
+        async with app.state.runtimes["toy"].transaction() as s:
+            assert await s.scalar(select(func.count()).select_from(toy.Child)) == 0
+            assert await s.scalar(select(func.count()).select_from(OUTBOX)) == 0

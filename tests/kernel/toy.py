@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
+from sqlalchemy import Column, ForeignKey, Uuid
 from sqlmodel import Field
 
 from shared.auth import CurrentPrincipal, require_roles
@@ -16,7 +17,7 @@ from shared.errors import Conflict
 from shared.events import EventPayload, event_type
 from shared.inbox import Handlers
 from shared.outbox import add_event, kernel_tables
-from shared.runtime import ClockDep, ServiceRuntime, ServiceSpec, session_dependency
+from shared.runtime import ClockDep, ServiceRuntime, ServiceSpec, SessionDep
 from shared.settings import ServiceSettings
 
 Base = service_base("toy")
@@ -34,6 +35,20 @@ class Tally(Base, table=True):
     count: int = 0
     last_seq: int = 0
     in_order: bool = True
+
+
+class Parent(Base, table=True):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+
+
+class Child(Base, table=True):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    # Checked at COMMIT, not at INSERT: the only way a write can fail after the handler.
+    parent_id: uuid.UUID = Field(
+        sa_column=Column(
+            Uuid, ForeignKey("parent.id", deferrable=True, initially="DEFERRED"), nullable=False
+        )
+    )
 
 
 @event_type("toy.note.added")
@@ -54,7 +69,7 @@ router = APIRouter(prefix="/v1")
 
 
 @router.post("/notes", status_code=201)
-async def add_note(body: NoteIn, clock: ClockDep, session=Depends(session_dependency("toy"))):
+async def add_note(body: NoteIn, clock: ClockDep, session: SessionDep("toy")):
     """Write a note and its event; optionally fail afterwards (the transaction rolls back)."""
     session.add(Note(key=body.key, seq=body.seq))
     await session.flush()
@@ -68,6 +83,21 @@ async def add_note(body: NoteIn, clock: ClockDep, session=Depends(session_depend
     if body.fail_after_write:
         raise Conflict("failing on purpose after the write", code="toy_failure")
     return {"key": body.key, "seq": body.seq}
+
+
+@router.post("/orphans", status_code=201)
+async def add_orphan(clock: ClockDep, session: SessionDep("toy")):
+    """A child of no parent: the INSERT passes, the COMMIT fails."""
+    session.add(Child(parent_id=uuid.uuid4()))
+    await session.flush()
+    await add_event(
+        session,
+        NoteAdded(key="orphan", seq=1),
+        key="orphan",
+        producer="toy",
+        occurred_at=clock.now(),
+    )
+    return {"created": True}
 
 
 @router.get("/admin-only")

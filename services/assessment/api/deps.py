@@ -4,14 +4,13 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment.settings import AssessmentSettings, policy_of
 from shared.auth import Principal, require_roles
 from shared.contracts.enums import Role
-from shared.runtime import session_dependency
+from shared.runtime import SessionDep
 
-Session = Annotated[AsyncSession, Depends(session_dependency("assessment"))]
+Session = SessionDep("assessment")
 
 
 def _policy(request: Request) -> AssessmentSettings:
