@@ -271,3 +271,56 @@ async def test_pay_a_locked_batch(system, world):
     got = await system.client.get(f"{BASE}/stipend-batches/{bid}", headers=h)
     assert got.content == paid.content
     assert [e["status"] for e in await events(system, "incentives.batch.paid")] == ["paid"]
+
+
+async def test_a_build_is_set_based(system):
+    """The statements a build runs do not grow with its cadres (no query per cadre)."""
+    from uuid import uuid4
+
+    from sqlalchemy import event
+
+    from services.incentives.models import cadre_states, cadres, postings
+
+    src = {"event_id": str(uuid4()), "event_type": "test"}
+    unit = uuid4()
+
+    def posted(first: date, last: date) -> tuple[list, list, list]:
+        c, s, p = [], [], []
+        for i in range(first.day, last.day + 1):
+            cid = uuid4()
+            c.append({"cadre_id": cid, "name": f"c{i}", "category": "resident_cadre",
+                      "active": True, "effective_date": first} | src)  # fmt: skip
+            s.append({"cadre_id": cid, "effective_date": first, "category": "resident_cadre",
+                      "active": True} | src)  # fmt: skip
+            p.append({"posting_id": uuid4(), "cadre_id": cid, "unit_id": unit, "role": "member",
+                      "start_date": first, "end_date": last} | src)  # fmt: skip
+        return c, s, p
+
+    async with system.transaction("incentives") as s:
+        for first, last in (
+            (date(2026, 8, 1), date(2026, 8, 3)),
+            (date(2026, 9, 1), date(2026, 9, 30)),
+        ):
+            c, st, p = posted(first, last)
+            await s.execute(cadres.insert(), c)
+            await s.execute(cadre_states.insert(), st)
+            await s.execute(postings.insert(), p)
+    engine = system.runtime("incentives").engine.sync_engine
+    counted = []
+
+    def listener(conn, cursor, statement, *args):
+        # not the relay's polling, which runs meanwhile
+        if "outbox" not in statement and "advisory" not in statement:
+            counted.append(statement)
+
+    statements = {}
+    for month, lines in (("2026-08", 3), ("2026-09", 30)):
+        counted.clear()
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            batch = await build(system, month)
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+        assert batch["totals"]["lines"] == lines
+        statements[month] = list(counted)
+    assert len(statements["2026-08"]) == len(statements["2026-09"])

@@ -5,7 +5,6 @@ import hashlib
 import json
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
 from uuid import UUID, uuid4
 
 from sqlalchemy import and_, func, or_, select, tuple_, union
@@ -14,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.incentives.models import batches, cadre_states, eligibility, lines, postings, units
 from services.incentives.rules import compute, fmt
 from services.incentives.service import eligibility as eligibility_service
+from services.incentives.service.eligibility import canonical
 from services.incentives.service.facts import (
     cadre_names,
     cursor_uuid,
@@ -46,10 +46,6 @@ from shared.pagination import PageParams, make_page
 
 PRODUCER = "incentives"
 CHUNK = 1000  # cadres per set of bulk reads when building a batch
-
-
-def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _iso(moment: datetime | None) -> str | None:

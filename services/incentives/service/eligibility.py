@@ -39,26 +39,26 @@ def months_between(since: date, until: date) -> list[date]:
     return out
 
 
-def wire(result: Result) -> dict:
+def _wire(cadre_id, month: str, items: dict, gross, deductions, net) -> dict:
     return {
-        "cadre_id": str(result.cadre_id),
-        "month": result.month,
-        **result.items_wire(),
-        "gross": fmt(result.gross),
-        "total_deductions": fmt(result.total_deductions),
-        "net": fmt(result.net),
+        "cadre_id": str(cadre_id),
+        "month": month,
+        **items,
+        "gross": fmt(gross),
+        "total_deductions": fmt(deductions),
+        "net": fmt(net),
     }
+
+
+def wire(r: Result) -> dict:
+    """The §7.1 answer for a computed result."""
+    return _wire(r.cadre_id, r.month, r.items_wire(), r.gross, r.total_deductions, r.net)
 
 
 def stored_wire(row) -> dict:
-    return {
-        "cadre_id": str(row.cadre_id),
-        "month": row.month,
-        **json.loads(row.items),
-        "gross": fmt(row.gross),
-        "total_deductions": fmt(row.total_deductions),
-        "net": fmt(row.net),
-    }
+    """The same answer from a stored row (items kept as their canonical JSON)."""
+    items = json.loads(row.items)
+    return _wire(row.cadre_id, row.month, items, row.gross, row.total_deductions, row.net)
 
 
 async def read(session: AsyncSession, *, cadre_id: UUID, first: date) -> dict:
