@@ -10,7 +10,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends
-from sqlalchemy import exists, select
+from sqlalchemy import exists, false, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -66,12 +66,19 @@ async def ensure_in_scope(
         raise Forbidden("outside your unit scope", code="outside_scope")
 
 
-async def ensure_cadre_visible(
-    session: AsyncSession, principal: Principal, cadre_id: uuid.UUID, cadre_unit_id
+def visible_clause(principal: Principal, *, cadre_col, unit_col) -> ColumnElement[bool] | None:
+    """What of a cadre-owned list the caller sees: their own rows, or those in scope."""
+    if own_only(principal):
+        return cadre_col == principal.cadre_id if principal.cadre_id else false()
+    return scope_clause(principal, unit_col)
+
+
+async def ensure_visible(
+    session: AsyncSession, principal: Principal, *, cadre_id: uuid.UUID, unit_id
 ) -> None:
-    """A cadre's own record, or a staff member's within scope; 403 otherwise."""
+    """A cadre-owned record: the cadre's own, or a staff member's within scope; else 403."""
     if own_only(principal):
         if principal.cadre_id != cadre_id:
             raise Forbidden("not your record", code="not_own_record")
         return
-    await ensure_in_scope(session, principal, cadre_unit_id)
+    await ensure_in_scope(session, principal, unit_id)

@@ -8,11 +8,10 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.access import (
-    ensure_cadre_visible,
     ensure_in_scope,
-    own_only,
-    scope_clause,
+    ensure_visible,
     under,
+    visible_clause,
 )
 from services.registry.models import Cadre, OrgUnit, Posting
 from services.registry.schemas import CadreCreate, CadreUpdate
@@ -23,7 +22,6 @@ from services.registry.service.common import (
     fetch_page,
     flush_unique,
     get_or_404,
-    nothing,
 )
 from shared.auth import Principal
 from shared.clock import Clock
@@ -69,7 +67,7 @@ async def get_cadre(session: AsyncSession, cadre_id: uuid.UUID) -> Cadre:
 
 async def visible_cadre(session: AsyncSession, principal: Principal, cadre_id: uuid.UUID) -> Cadre:
     cadre = await get_cadre(session, cadre_id)
-    await ensure_cadre_visible(session, principal, cadre.id, cadre.unit_id)
+    await ensure_visible(session, principal, cadre_id=cadre.id, unit_id=cadre.unit_id)
     return cadre
 
 
@@ -197,10 +195,9 @@ async def list_cadres(
 ) -> dict[str, Any]:
     """`unit_id` is a subtree: of the cadre's home unit, or with `posted_on`, of the posting."""
     stmt = select(Cadre)
-    if own_only(principal):
-        stmt = stmt.where(Cadre.id == principal.cadre_id if principal.cadre_id else nothing())
-    elif (clause := scope_clause(principal, Cadre.unit_id)) is not None:
-        stmt = stmt.where(clause)
+    seen = visible_clause(principal, cadre_col=Cadre.id, unit_col=Cadre.unit_id)
+    if seen is not None:
+        stmt = stmt.where(seen)
     if posted_on is not None:
         stmt = stmt.where(posted_clause(posted_on, unit_id))
     elif unit_id is not None:

@@ -5,7 +5,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, false, or_
+from sqlalchemy import and_, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,10 +53,6 @@ def overlapping(start_col, end_col, start: date, end: date | None):
 def check_window(start: date, end: date | None, field: str = "end_date") -> None:
     if end is not None and end < start:
         raise InvalidInput(field, "must not be before the start date", code="end_before_start")
-
-
-def nothing():
-    return false()
 
 
 # Keyset pages: each list orders by a unique key; the cursor holds the last row's key.

@@ -6,11 +6,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry.access import ensure_cadre_visible, own_only, scope_clause, under
+from services.registry.access import ensure_visible, under, visible_clause
 from services.registry.models import Cadre, Honor
 from services.registry.schemas import HonorCreate
 from services.registry.service.cadres import get_cadre, managed_cadre
-from services.registry.service.common import by_created, emit, fetch_page, get_or_404, nothing
+from services.registry.service.common import by_created, emit, fetch_page, get_or_404
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.contracts.enums import HonorLevel
@@ -79,7 +79,7 @@ async def revoke(
 async def get_honor(session: AsyncSession, principal: Principal, honor_id: uuid.UUID) -> Honor:
     honor = await get_or_404(session, Honor, honor_id, "honor")
     cadre = await get_cadre(session, honor.cadre_id)
-    await ensure_cadre_visible(session, principal, cadre.id, cadre.unit_id)
+    await ensure_visible(session, principal, cadre_id=cadre.id, unit_id=cadre.unit_id)
     return honor
 
 
@@ -96,12 +96,12 @@ async def list_honors(
 ) -> dict[str, Any]:
     """Honors of cadres in scope; `unit_id` is the subtree of the cadre's unit."""
     stmt = select(Honor)
-    if own_only(principal):
-        stmt = stmt.where(Honor.cadre_id == principal.cadre_id if principal.cadre_id else nothing())
-    elif (clause := scope_clause(principal, Cadre.unit_id)) is not None:
-        stmt = stmt.where(Honor.cadre_id.in_(select(Cadre.id).where(clause)))
+    cadre_unit = select(Cadre.unit_id).where(Cadre.id == Honor.cadre_id).scalar_subquery()
+    seen = visible_clause(principal, cadre_col=Honor.cadre_id, unit_col=cadre_unit)
+    if seen is not None:
+        stmt = stmt.where(seen)
     if unit_id is not None:
-        stmt = stmt.where(Honor.cadre_id.in_(select(Cadre.id).where(under(Cadre.unit_id, unit_id))))
+        stmt = stmt.where(under(cadre_unit, unit_id))
     if cadre_id is not None:
         stmt = stmt.where(Honor.cadre_id == cadre_id)
     if level is not None:

@@ -7,7 +7,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry.access import ensure_in_scope, own_only, scope_clause, under
+from services.registry.access import (
+    ensure_in_scope,
+    ensure_visible,
+    scope_clause,
+    under,
+    visible_clause,
+)
 from services.registry.models import Household, OrgUnit, Pairing
 from services.registry.schemas import HouseholdCreate, PairingCreate
 from services.registry.service.cadres import get_cadre
@@ -19,14 +25,13 @@ from services.registry.service.common import (
     fetch_page,
     flush_unique,
     get_or_404,
-    nothing,
     overlapping,
 )
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.contracts.enums import UnitKind
 from shared.contracts.registry import PairingChanged
-from shared.errors import Conflict, Forbidden, InvalidInput
+from shared.errors import Conflict, InvalidInput
 from shared.pagination import PageParams
 
 
@@ -139,11 +144,7 @@ async def end_pairing(
 
 async def get_pairing(session: AsyncSession, principal: Principal, pairing_id: uuid.UUID):
     pairing = await get_or_404(session, Pairing, pairing_id, "pairing")
-    if own_only(principal):
-        if principal.cadre_id != pairing.cadre_id:
-            raise Forbidden("not your record", code="not_own_record")
-    else:
-        await ensure_in_scope(session, principal, pairing.village_id)
+    await ensure_visible(session, principal, cadre_id=pairing.cadre_id, unit_id=pairing.village_id)
     return pairing
 
 
@@ -158,12 +159,9 @@ async def list_pairings(
     active_on_date: date | None = None,
 ) -> dict[str, Any]:
     stmt = select(Pairing)
-    if own_only(principal):
-        stmt = stmt.where(
-            Pairing.cadre_id == principal.cadre_id if principal.cadre_id else nothing()
-        )
-    elif (clause := scope_clause(principal, Pairing.village_id)) is not None:
-        stmt = stmt.where(clause)
+    seen = visible_clause(principal, cadre_col=Pairing.cadre_id, unit_col=Pairing.village_id)
+    if seen is not None:
+        stmt = stmt.where(seen)
     if cadre_id is not None:
         stmt = stmt.where(Pairing.cadre_id == cadre_id)
     if household_id is not None:

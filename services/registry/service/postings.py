@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry.access import ensure_in_scope, own_only, scope_clause, under
+from services.registry.access import ensure_in_scope, ensure_visible, under, visible_clause
 from services.registry.models import Cadre, OrgUnit, Posting
 from services.registry.schemas import PostingCreate, PostingEnd, PostingReplace
 from services.registry.service.cadres import managed_cadre
@@ -18,14 +18,13 @@ from services.registry.service.common import (
     emit,
     fetch_page,
     get_or_404,
-    nothing,
     overlapping,
 )
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.contracts.enums import PostingEndReason, PostingRole, UnitKind
 from shared.contracts.registry import PostingEnded, PostingOpened
-from shared.errors import Conflict, Forbidden, InvalidInput
+from shared.errors import Conflict, InvalidInput
 
 ROLE_UNITS: dict[PostingRole, frozenset[UnitKind]] = {
     PostingRole.commander: frozenset({UnitKind.township}),
@@ -190,11 +189,7 @@ async def get_posting(
     session: AsyncSession, principal: Principal, posting_id: uuid.UUID
 ) -> Posting:
     posting = await get_or_404(session, Posting, posting_id, "posting")
-    if own_only(principal):
-        if principal.cadre_id != posting.cadre_id:
-            raise Forbidden("not your record", code="not_own_record")
-    else:
-        await ensure_in_scope(session, principal, posting.unit_id)
+    await ensure_visible(session, principal, cadre_id=posting.cadre_id, unit_id=posting.unit_id)
     return posting
 
 
@@ -212,12 +207,9 @@ async def list_postings(
 ) -> dict[str, Any]:
     """Full history per cadre (`cadre_id`) or per unit subtree (`unit_id`)."""
     stmt = select(Posting)
-    if own_only(principal):
-        stmt = stmt.where(
-            Posting.cadre_id == principal.cadre_id if principal.cadre_id else nothing()
-        )
-    elif (clause := scope_clause(principal, Posting.unit_id)) is not None:
-        stmt = stmt.where(clause)
+    seen = visible_clause(principal, cadre_col=Posting.cadre_id, unit_col=Posting.unit_id)
+    if seen is not None:
+        stmt = stmt.where(seen)
     if cadre_id is not None:
         stmt = stmt.where(Posting.cadre_id == cadre_id)
     if unit_id is not None:
