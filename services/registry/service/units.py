@@ -209,14 +209,8 @@ async def update_unit(
         unit.code = data.code
     if "geofence" in given:
         fence = data.geofence
-        _raise(
-            check_shape(
-                UnitKind(unit.kind),
-                (await get_unit(session, unit.parent_id)).kind if unit.parent_id else None,
-                has_geofence=fence is not None,
-                special_difficulty=unit.special_difficulty,
-            )
-        )
+        if fence is not None and unit.kind != UnitKind.village:
+            raise InvalidInput("geofence", "only a village has a geofence", code="unit_shape")
         before = fence_of(unit)
         unit.lat, unit.lon, unit.radius_m = (
             (fence.lat, fence.lon, fence.radius_m) if fence else (None, None, None)
