@@ -19,6 +19,7 @@ from services.incentives.schemas import (
 from services.incentives.service import batches as batch_service
 from services.incentives.service import eligibility as eligibility_service
 from services.incentives.service import exports
+from services.incentives.service import lines as line_service
 from services.incentives.service import policy as policy_service
 from services.incentives.service import promotion as promotion_service
 from shared.auth import CurrentPrincipal, Principal, require_roles
@@ -120,7 +121,8 @@ async def list_lines(
     kind: Literal["regular", "adjustment"] | None = None,
 ):
     """A batch's lines: by unit subtree, cadre, with deductions, kind (paginated)."""
-    return await batch_service.list_lines(
+    await batch_service.get_row(session, batch_id)  # 404 for an unknown batch
+    return await line_service.list_lines(
         session,
         batch_id=batch_id,
         page=paging,
@@ -163,7 +165,7 @@ async def export_batch(
 ):
     """The batch as CSV or XLSX with totals and policy versions; drafts marked (finance)."""
     body, _frozen = await batch_service.rendered(session, batch_id)
-    rows = await batch_service.all_lines(session, batch_id)
+    rows = await line_service.all_lines(session, batch_id)
     name = f"stipend-{body['month']}-{body['status']}.{fmt}"
     disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
     if fmt == "csv":

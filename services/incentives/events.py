@@ -23,7 +23,7 @@ from services.incentives.models import (
     units,
     verdicts,
 )
-from services.incentives.service import batches as batch_service
+from services.incentives.service import lines as line_service
 from services.incentives.service.eligibility import refresh_cadre
 from shared.contracts.assessment import (
     AccountabilityCancelled,
@@ -72,7 +72,7 @@ async def on_unit(session: AsyncSession, p: UnitUpserted, env: Envelope) -> None
             for i, a in enumerate(chain)
         ],
     )
-    await batch_service.refile_draft_lines(session, unit_id=p.unit_id)
+    await line_service.refile_draft_lines(session, unit_id=p.unit_id)
 
 
 @handlers.on(CadreUpserted)

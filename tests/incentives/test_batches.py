@@ -1,6 +1,7 @@
 """Stipend batches: build, filters, totals, kept current while draft, locked for good,
 adjustment lines in the next open batch, paid; and who may do what."""
 
+import hashlib
 import json
 import re
 from datetime import date
@@ -132,8 +133,9 @@ async def test_only_finance_writes_auditor_reads(system, world):
         r = await system.client.get(f"{BASE}/stipend-batches/{bid}", headers=system.headers(role))
         assert r.status_code == 403
     missing = "00000000-0000-0000-0000-000000000000"
-    r = await system.client.get(f"{BASE}/stipend-batches/{missing}", headers=auditor)
-    assert r.status_code == 404
+    for path in ("", "/lines"):
+        r = await system.client.get(f"{BASE}/stipend-batches/{missing}{path}", headers=auditor)
+        assert r.status_code == 404
 
 
 async def test_line_filters_and_pages(system, world):
@@ -201,6 +203,11 @@ async def test_lock_freezes_the_batch_and_late_events_become_adjustments(system,
     ).content
     assert frozen == locked.content
     lines_before = await lines_of(system, bid)
+    # anyone holding the lines can check the hash (README: the recipe)
+    ordered = sorted(lines_before, key=lambda x: (x["cadre_id"], x["for_month"], x["kind"]))
+    text = json.dumps({"month": "2026-10", "lines": ordered}, sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=False)  # fmt: skip
+    assert hashlib.sha256(text.encode()).hexdigest() == body["content_hash"]
 
     # A late October deduction for An, before November has a batch
     entry_id, _ = await entry(system, c["a"], day=date(2026, 10, 28))
@@ -324,3 +331,31 @@ async def test_a_build_is_set_based(system):
         assert batch["totals"]["lines"] == lines
         statements[month] = list(counted)
     assert len(statements["2026-08"]) == len(statements["2026-09"])
+
+
+async def test_a_unit_announced_late_refiles_draft_lines(system):
+    """Units and cadres travel on different keys: a posting may arrive before its unit."""
+    from shared.contracts.registry import UnitUpserted
+    from tests.incentives.factories import emit, new_id
+
+    county_id, town, village = new_id(), new_id(), new_id()
+    cid, _ = await cadre(system, name="Gao")
+    await posting(system, cid, village, start=date(2026, 1, 1))
+    bid = (await build(system, "2026-11"))["id"]
+    assert (await lines_of(system, bid))[0]["township_id"] is None
+    for unit, kind, parent, ancestors in (
+        (county_id, "county", None, []),
+        (town, "township", county_id, [county_id]),
+        (village, "village", town, [county_id, town]),
+    ):
+        payload = UnitUpserted(
+            unit_id=unit, code=kind, name=kind.title(), kind=kind, parent_id=parent,
+            ancestors=ancestors,
+        )  # fmt: skip
+        await emit(system, payload, unit)
+    [line] = await lines_of(system, bid, unit_id=str(county_id))
+    assert line["township_id"] == str(town)
+    batch = (
+        await system.client.get(f"{BASE}/stipend-batches/{bid}", headers=finance(system))
+    ).json()
+    assert batch["totals"]["by_township"][0]["township_name"] == "Township"

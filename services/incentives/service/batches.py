@@ -7,40 +7,32 @@ from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID, uuid4
 
-from sqlalchemy import and_, func, or_, select, tuple_, union
+from sqlalchemy import and_, func, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.incentives.models import batches, cadre_states, eligibility, lines, postings, units
 from services.incentives.rules import compute, fmt
 from services.incentives.service import eligibility as eligibility_service
 from services.incentives.service.eligibility import canonical
-from services.incentives.service.facts import (
-    cadre_names,
-    cursor_uuid,
-    home_unit,
-    load_book,
-    load_facts,
-    subtree,
-    townships_of,
-)
+from services.incentives.service.facts import load_book, load_facts
 from services.incentives.service.lines import (
     CLOSED,
-    NOTHING,
+    LINE_ORDER,
+    LineSpec,
     adjustment_target,
-    amounts_of,
     batch_states,
     exclusive_guard,
     fen_sum,
     from_fen,
     less,
-    line_row,
-    settled,
-    share_guard,
+    line_rows,
+    line_wire,
+    spec_for,
 )
-from shared.clock import format_month, month_end, parse_month
+from shared.clock import format_month, month_end
 from shared.contracts.enums import BatchStatus
 from shared.contracts.incentives import BatchDrafted, BatchLocked, BatchPaid
-from shared.errors import Conflict, InvalidInput, NotFound
+from shared.errors import Conflict, NotFound
 from shared.outbox import add_event
 from shared.pagination import PageParams, make_page
 
@@ -52,21 +44,7 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def line_wire(row) -> dict:
-    return {
-        "cadre_id": str(row.cadre_id),
-        "cadre_name": row.cadre_name,
-        "township_id": str(row.township_id) if row.township_id else None,
-        "kind": row.kind,
-        "for_month": row.for_month,
-        "gross": fmt(row.gross),
-        "deductions_total": fmt(row.deductions_total),
-        "net": fmt(row.net),
-        "policy_version": row.policy_version,
-    }
-
-
-async def _get(session: AsyncSession, batch_id: UUID, *, for_update: bool = False):
+async def get_row(session: AsyncSession, batch_id: UUID, *, for_update: bool = False):
     q = select(batches).where(batches.c.id == batch_id)
     if for_update:
         q = q.with_for_update()
@@ -149,7 +127,7 @@ async def _render_live(session: AsyncSession, row, **override) -> dict:
 
 async def rendered(session: AsyncSession, batch_id: UUID) -> tuple[dict, str | None]:
     """(resource, frozen bytes or None): GET of a locked batch returns the frozen text."""
-    row = await _get(session, batch_id)
+    row = await get_row(session, batch_id)
     return await render(session, row), row.frozen
 
 
@@ -180,24 +158,7 @@ async def _build_regular(session: AsyncSession, batch_id: UUID, first: date, now
         facts = await load_facts(session, ids, first=first, last=last)
         results = [compute(facts[c], first, book) for c in ids]
         await eligibility_service.store(session, results, now=now)
-        homes = {c: home_unit(facts[c], first, last) for c in ids}
-        towns = await townships_of(session, homes.values())
-        names = await cadre_names(session, ids)
-        rows = [
-            line_row(
-                batch_id=batch_id,
-                kind="regular",
-                cadre_id=r.cadre_id,
-                month=r.month,
-                amounts=amounts_of(r),
-                versions=",".join(r.policy_versions),
-                name=names.get(r.cadre_id, ""),
-                unit_id=homes[r.cadre_id],
-                township_id=towns.get(homes[r.cadre_id]),
-            )
-            for r in results
-        ]
-        rows = [r for r in rows if r]
+        rows = await line_rows(session, [spec_for(r, batch_id, "regular") for r in results], facts)
         if rows:
             await session.execute(lines.insert(), rows)
         after = ids[-1]
@@ -229,7 +190,17 @@ async def _build_adjustments(session: AsyncSession, batch_id: UUID) -> None:
     e = eligibility.c
     rows = (
         await session.execute(
-            select(e.cadre_id, e.month, e.gross, e.total_deductions, e.net, e.policy_versions)
+            select(
+                e.cadre_id,
+                e.month,
+                e.gross,
+                e.total_deductions,
+                e.net,
+                e.policy_versions,
+                func.coalesce(paid.c.g, 0).label("paid_g"),
+                func.coalesce(paid.c.d, 0).label("paid_d"),
+                func.coalesce(paid.c.n, 0).label("paid_n"),
+            )
             .select_from(
                 eligibility.outerjoin(
                     paid, and_(paid.c.cadre_id == e.cadre_id, paid.c.for_month == e.month)
@@ -247,33 +218,22 @@ async def _build_adjustments(session: AsyncSession, batch_id: UUID) -> None:
     ).all()
     if not rows:
         return
-    ids = {r.cadre_id for r in rows}
-    facts = await load_facts(session, ids)
-    held = await settled(session, [(r.cadre_id, r.month) for r in rows])
-    homes = {}
-    for r in rows:
-        first = parse_month(r.month)
-        homes[(r.cadre_id, r.month)] = home_unit(facts[r.cadre_id], first, month_end(first))
-    towns = await townships_of(session, homes.values())
-    names = await cadre_names(session, ids)
-    out = []
-    for r in rows:
-        unit = homes[(r.cadre_id, r.month)]
-        due = (r.gross, r.total_deductions, r.net)
-        row = line_row(
-            batch_id=batch_id,
-            kind="adjustment",
-            cadre_id=r.cadre_id,
-            month=r.month,
-            amounts=less(due, held.get((r.cadre_id, r.month), NOTHING)),
-            versions=r.policy_versions,
-            name=names.get(r.cadre_id, ""),
-            unit_id=unit,
-            township_id=towns.get(unit),
+    facts = await load_facts(session, {r.cadre_id for r in rows})
+    specs = [
+        LineSpec(
+            batch_id,
+            "adjustment",
+            r.cadre_id,
+            r.month,
+            less(
+                (r.gross, r.total_deductions, r.net),
+                (from_fen(r.paid_g), from_fen(r.paid_d), from_fen(r.paid_n)),
+            ),
+            r.policy_versions,
         )
-        if row:
-            out.append(row)
-    if out:
+        for r in rows
+    ]
+    if out := await line_rows(session, specs, facts):
         await session.execute(lines.insert(), out)
 
 
@@ -322,7 +282,7 @@ async def create(
     )
     await _build_regular(session, batch_id, first, now)
     await _build_adjustments(session, batch_id)
-    row = await _get(session, batch_id)
+    row = await get_row(session, batch_id)
     await _announce(session, BatchDrafted, row, now)
     return await render(session, row)
 
@@ -333,19 +293,15 @@ def content_hash(month: str, line_rows: list) -> str:
     return hashlib.sha256(canonical(body).encode()).hexdigest()
 
 
-def _line_order():
-    return (lines.c.cadre_id, lines.c.for_month, lines.c.kind)
-
-
 async def lock(session: AsyncSession, *, batch_id: UUID, user_id: UUID, now: datetime) -> str:
     """Approve a draft: record its content hash and freeze it (again: 409 batch_locked)."""
     await exclusive_guard(session)
-    row = await _get(session, batch_id, for_update=True)
+    row = await get_row(session, batch_id, for_update=True)
     if row.status != BatchStatus.draft:
         raise Conflict(f"batch {batch_id} is already {row.status}", code="batch_locked")
     all_lines = (
         await session.execute(
-            select(lines).where(lines.c.batch_id == batch_id).order_by(*_line_order())
+            select(lines).where(lines.c.batch_id == batch_id).order_by(*LINE_ORDER)
         )
     ).all()
     digest = content_hash(row.month, all_lines)
@@ -360,7 +316,7 @@ async def lock(session: AsyncSession, *, batch_id: UUID, user_id: UUID, now: dat
     await session.execute(
         batches.update().where(batches.c.id == batch_id).values(**values, frozen=frozen)
     )
-    row = await _get(session, batch_id)
+    row = await get_row(session, batch_id)
     await _announce(session, BatchLocked, row, now)
     return frozen
 
@@ -368,7 +324,7 @@ async def lock(session: AsyncSession, *, batch_id: UUID, user_id: UUID, now: dat
 async def pay(session: AsyncSession, *, batch_id: UUID, user_id: UUID, now: datetime) -> str:
     """Mark a locked batch paid (a draft: 409 batch_not_locked; paid again: 409)."""
     await exclusive_guard(session)
-    row = await _get(session, batch_id, for_update=True)
+    row = await get_row(session, batch_id, for_update=True)
     if row.status == BatchStatus.draft:
         raise Conflict("lock the batch before paying it", code="batch_not_locked")
     if row.status == BatchStatus.paid:
@@ -380,7 +336,7 @@ async def pay(session: AsyncSession, *, batch_id: UUID, user_id: UUID, now: date
         .where(batches.c.id == batch_id)
         .values(status=BatchStatus.paid, paid_at=now, paid_by=user_id, frozen=frozen)
     )
-    row = await _get(session, batch_id)
+    row = await get_row(session, batch_id)
     await _announce(session, BatchPaid, row, now)
     return frozen
 
@@ -397,81 +353,3 @@ async def list_batches(session: AsyncSession, *, month: str | None, page: PagePa
     result = make_page(rows, page.limit, lambda r: [r.month])
     result["items"] = [await render(session, r) for r in result["items"]]
     return result
-
-
-def _line_filters(
-    batch_id: UUID,
-    *,
-    unit_id: UUID | None,
-    scope_unit: UUID | None,
-    cadre_id: UUID | None,
-    with_deductions: bool | None,
-    kind: str | None,
-):
-    where = [lines.c.batch_id == batch_id]
-    for unit in (unit_id, scope_unit):
-        if unit is not None:
-            where.append(lines.c.unit_id.in_(subtree(unit)))
-    if cadre_id is not None:
-        where.append(lines.c.cadre_id == cadre_id)
-    if with_deductions is True:
-        where.append(lines.c.deductions_total != 0)
-    elif with_deductions is False:
-        where.append(lines.c.deductions_total == 0)
-    if kind is not None:
-        where.append(lines.c.kind == kind)
-    return where
-
-
-async def list_lines(session: AsyncSession, *, batch_id: UUID, page: PageParams, **filters) -> dict:
-    """A batch's lines, filtered, in (cadre, month, kind) order."""
-    await _get(session, batch_id)
-    q = (
-        select(lines)
-        .where(*_line_filters(batch_id, **filters))
-        .order_by(*_line_order())
-        .limit(page.limit + 1)
-    )
-    after = page.after()
-    if after:
-        if len(after) != 3:
-            raise InvalidInput("cursor", "not a cursor this service issued")
-        key = (cursor_uuid(after), str(after[1]), str(after[2]))
-        q = q.where(tuple_(*_line_order()) > tuple_(*key))
-    rows = (await session.execute(q)).all()
-    result = make_page(rows, page.limit, lambda r: [str(r.cadre_id), r.for_month, r.kind])
-    result["items"] = [line_wire(r) for r in result["items"]]
-    return result
-
-
-async def all_lines(session: AsyncSession, batch_id: UUID) -> list:
-    """Every line, for exports: by township, then name."""
-    return (
-        await session.execute(
-            select(lines)
-            .where(lines.c.batch_id == batch_id)
-            .order_by(lines.c.township_id, lines.c.cadre_name, *_line_order())
-        )
-    ).all()
-
-
-async def refile_draft_lines(session: AsyncSession, *, unit_id: UUID) -> None:
-    """A unit created, renamed or moved: draft lines under it get their township again."""
-    await share_guard(session)
-    drafts = select(batches.c.id).where(batches.c.status == BatchStatus.draft)
-    touched = list(
-        (
-            await session.execute(
-                select(lines.c.unit_id)
-                .where(lines.c.batch_id.in_(drafts), lines.c.unit_id.in_(subtree(unit_id)))
-                .distinct()
-            )
-        ).scalars()
-    )
-    towns = await townships_of(session, touched)
-    for unit in touched:
-        await session.execute(
-            lines.update()
-            .where(lines.c.batch_id.in_(drafts), lines.c.unit_id == unit)
-            .values(township_id=towns.get(unit))
-        )

@@ -8,7 +8,7 @@ from decimal import Decimal
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
-from services.incentives.service.batches import line_wire
+from services.incentives.service.lines import line_wire
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 COLUMNS = [

@@ -1,20 +1,29 @@
 """Stipend lines: the guard that keeps handlers out of a batch being built or locked, the
-regular line of a draft month, and the adjustment line a late change to a locked month
-becomes in the next open batch."""
+regular line of a draft month, the adjustment line a late change to a locked month
+becomes in the next open batch, and the line queries."""
 
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import NamedTuple
 from uuid import UUID, uuid4
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.incentives.models import batch_guard, batches, lines
-from services.incentives.rules import ZERO, CadreFacts, Result
-from services.incentives.service.facts import cadre_names, home_unit, townships_of
+from services.incentives.rules import ZERO, CadreFacts, Result, fmt
+from services.incentives.service.facts import (
+    cadre_names,
+    cursor_uuid,
+    home_unit,
+    subtree,
+    townships_of,
+)
 from shared.clock import month_end, parse_month
 from shared.contracts.enums import BatchStatus
 from shared.db import is_postgres
+from shared.errors import InvalidInput
+from shared.pagination import PageParams, make_page
 
 CLOSED = (BatchStatus.locked, BatchStatus.paid)
 NOTHING = (ZERO, ZERO, ZERO)
@@ -88,50 +97,66 @@ async def settled(
     return {(r[0], r[1]): (from_fen(r[2]), from_fen(r[3]), from_fen(r[4])) for r in rows}
 
 
-def line_row(
-    *,
-    batch_id: UUID,
-    kind: str,
-    cadre_id: UUID,
-    month: str,
-    amounts: tuple[Decimal, Decimal, Decimal],
-    versions: str,
-    name: str,
-    unit_id: UUID | None,
-    township_id: UUID | None,
-) -> dict | None:
-    """A regular line (what the month is due) or an adjustment (due less what was paid).
+class LineSpec(NamedTuple):
+    """What one line carries, before its cadre's name and unit are looked up."""
 
-    None when there is nothing to carry: a regular line needs gross pay, an adjustment a
-    difference in any amount.
-    """
-    gross, deductions, net = amounts
-    if kind == "regular" and gross <= 0:
-        return None
-    if kind == "adjustment" and not (gross or deductions or net):
-        return None
-    return {
-        "id": uuid4(),
-        "batch_id": batch_id,
-        "cadre_id": cadre_id,
-        "cadre_name": name,
-        "unit_id": unit_id,
-        "township_id": township_id,
-        "kind": kind,
-        "for_month": month,
-        "gross": gross,
-        "deductions_total": deductions,
-        "net": net,
-        "policy_version": versions,
-    }
+    batch_id: UUID
+    kind: str  # regular: what the month is due; adjustment: due less what was paid
+    cadre_id: UUID
+    month: str
+    amounts: tuple[Decimal, Decimal, Decimal]  # gross, deductions, net
+    versions: str
+
+    def carries_something(self) -> bool:
+        """A regular line needs gross pay, an adjustment a difference in any amount."""
+        if self.kind == "regular":
+            return self.amounts[0] > 0
+        return any(self.amounts)
+
+
+async def line_rows(
+    session: AsyncSession, specs: list[LineSpec], facts: dict[UUID, CadreFacts]
+) -> list[dict]:
+    """Rows for the specs that carry something, each filed under the unit of the cadre's
+    posting in its month (names and townships read in bulk)."""
+    specs = [s for s in specs if s.carries_something()]
+    names = await cadre_names(session, {s.cadre_id for s in specs})
+    homes = {}
+    for s in specs:
+        first = parse_month(s.month)
+        homes[(s.cadre_id, s.month)] = home_unit(facts[s.cadre_id], first, month_end(first))
+    towns = await townships_of(session, homes.values())
+    rows = []
+    for s in specs:
+        unit = homes[(s.cadre_id, s.month)]
+        gross, deductions, net = s.amounts
+        rows.append(
+            {
+                "id": uuid4(),
+                "batch_id": s.batch_id,
+                "cadre_id": s.cadre_id,
+                "cadre_name": names.get(s.cadre_id, ""),
+                "unit_id": unit,
+                "township_id": towns.get(unit),
+                "kind": s.kind,
+                "for_month": s.month,
+                "gross": gross,
+                "deductions_total": deductions,
+                "net": net,
+                "policy_version": s.versions,
+            }
+        )
+    return rows
 
 
 def less(due: tuple[Decimal, Decimal, Decimal], paid: tuple[Decimal, Decimal, Decimal]):
     return tuple(d - p for d, p in zip(due, paid, strict=True))
 
 
-def amounts_of(result: Result) -> tuple[Decimal, Decimal, Decimal]:
-    return result.gross, result.total_deductions, result.net
+def spec_for(result: Result, batch_id: UUID, kind: str, paid=NOTHING) -> LineSpec:
+    due = (result.gross, result.total_deductions, result.net)
+    versions = ",".join(result.policy_versions)
+    return LineSpec(batch_id, kind, result.cadre_id, result.month, less(due, paid), versions)
 
 
 async def sync(session: AsyncSession, results: list[Result], facts: dict[UUID, CadreFacts]) -> None:
@@ -149,16 +174,9 @@ async def sync(session: AsyncSession, results: list[Result], facts: dict[UUID, C
             targets.append((r, target, "adjustment"))
     if not targets:
         return
-    names = await cadre_names(session, {r.cadre_id for r, _, _ in targets})
-    homes = {}
-    for r, _, _ in targets:
-        first = parse_month(r.month)
-        homes[(r.cadre_id, r.month)] = home_unit(facts[r.cadre_id], first, month_end(first))
-    towns = await townships_of(session, homes.values())
     paid = await settled(
         session, [(r.cadre_id, r.month) for r, _, k in targets if k == "adjustment"]
     )
-    rows = []
     for r, batch_id, kind in targets:
         await session.execute(
             lines.delete().where(
@@ -168,19 +186,96 @@ async def sync(session: AsyncSession, results: list[Result], facts: dict[UUID, C
                 lines.c.kind == kind,
             )
         )
-        unit = homes[(r.cadre_id, r.month)]
-        row = line_row(
-            batch_id=batch_id,
-            kind=kind,
-            cadre_id=r.cadre_id,
-            month=r.month,
-            amounts=less(amounts_of(r), paid.get((r.cadre_id, r.month), NOTHING)),
-            versions=",".join(r.policy_versions),
-            name=names.get(r.cadre_id, ""),
-            unit_id=unit,
-            township_id=towns.get(unit),
-        )
-        if row:
-            rows.append(row)
-    if rows:
+    specs = [
+        spec_for(r, batch_id, kind, paid.get((r.cadre_id, r.month), NOTHING))
+        for r, batch_id, kind in targets
+    ]
+    if rows := await line_rows(session, specs, facts):
         await session.execute(lines.insert(), rows)
+
+
+def line_wire(row) -> dict:
+    return {
+        "cadre_id": str(row.cadre_id),
+        "cadre_name": row.cadre_name,
+        "township_id": str(row.township_id) if row.township_id else None,
+        "kind": row.kind,
+        "for_month": row.for_month,
+        "gross": fmt(row.gross),
+        "deductions_total": fmt(row.deductions_total),
+        "net": fmt(row.net),
+        "policy_version": row.policy_version,
+    }
+
+
+LINE_ORDER = (lines.c.cadre_id, lines.c.for_month, lines.c.kind)
+
+
+def _filters(
+    batch_id: UUID,
+    *,
+    unit_id: UUID | None,
+    scope_unit: UUID | None,
+    cadre_id: UUID | None,
+    with_deductions: bool | None,
+    kind: str | None,
+):
+    where = [lines.c.batch_id == batch_id]
+    for unit in (unit_id, scope_unit):
+        if unit is not None:
+            where.append(lines.c.unit_id.in_(subtree(unit)))
+    if cadre_id is not None:
+        where.append(lines.c.cadre_id == cadre_id)
+    if with_deductions is True:
+        where.append(lines.c.deductions_total != 0)
+    elif with_deductions is False:
+        where.append(lines.c.deductions_total == 0)
+    if kind is not None:
+        where.append(lines.c.kind == kind)
+    return where
+
+
+async def list_lines(session: AsyncSession, *, batch_id: UUID, page: PageParams, **filters) -> dict:
+    """A batch's lines (unit subtree, cadre, with deductions, kind) in (cadre, month, kind)
+    order; the caller has checked that the batch exists."""
+    q = select(lines).where(*_filters(batch_id, **filters)).order_by(*LINE_ORDER)
+    after = page.after()
+    if after:
+        if len(after) != 3:
+            raise InvalidInput("cursor", "not a cursor this service issued")
+        key = (cursor_uuid(after), str(after[1]), str(after[2]))
+        q = q.where(tuple_(*LINE_ORDER) > tuple_(*key))
+    rows = (await session.execute(q.limit(page.limit + 1))).all()
+    result = make_page(rows, page.limit, lambda r: [str(r.cadre_id), r.for_month, r.kind])
+    result["items"] = [line_wire(r) for r in result["items"]]
+    return result
+
+
+async def all_lines(session: AsyncSession, batch_id: UUID) -> list:
+    """Every line, for exports: by township, then name."""
+    q = select(lines).where(lines.c.batch_id == batch_id)
+    return (
+        await session.execute(q.order_by(lines.c.township_id, lines.c.cadre_name, *LINE_ORDER))
+    ).all()
+
+
+async def refile_draft_lines(session: AsyncSession, *, unit_id: UUID) -> None:
+    """A unit created, renamed or moved: draft lines under it get their township again."""
+    await share_guard(session)
+    drafts = select(batches.c.id).where(batches.c.status == BatchStatus.draft)
+    touched = list(
+        (
+            await session.execute(
+                select(lines.c.unit_id)
+                .where(lines.c.batch_id.in_(drafts), lines.c.unit_id.in_(subtree(unit_id)))
+                .distinct()
+            )
+        ).scalars()
+    )
+    towns = await townships_of(session, touched)
+    for unit in touched:
+        await session.execute(
+            lines.update()
+            .where(lines.c.batch_id.in_(drafts), lines.c.unit_id == unit)
+            .values(township_id=towns.get(unit))
+        )
