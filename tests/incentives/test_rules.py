@@ -50,7 +50,7 @@ def posted(start, end=None, role="member"):
     return PostingFact(uuid.uuid4(), uuid.uuid4(), role, start, end, SRC)
 
 
-def subsidy(facts, first):
+def amounts(facts, first):
     return [i.amount for i in compute(facts, first, book()).components]
 
 
@@ -76,20 +76,20 @@ def test_half_up_to_the_fen():
 )
 def test_posted_subsidy_prorated_by_days(start, end, first, expected):
     facts = CadreFacts(uuid.uuid4(), postings=[posted(start, end)])
-    assert subsidy(facts, first) == ([Decimal(expected)] if expected else [])
+    assert amounts(facts, first) == ([Decimal(expected)] if expected else [])
 
 
 @pytest.mark.parametrize("role", ["commander", "expert"])
 def test_no_subsidy_outside_the_three_roles(role):
     facts = CadreFacts(uuid.uuid4(), postings=[posted(date(2026, 1, 1), role=role)])
-    assert subsidy(facts, date(2026, 11, 1)) == []
+    assert amounts(facts, date(2026, 11, 1)) == []
 
 
 def test_a_replacement_day_is_paid_once():
     old = posted(date(2026, 11, 1), date(2026, 11, 15))
     new = posted(date(2026, 11, 15), role="team_leader")  # same day: the new posting's
     facts = CadreFacts(uuid.uuid4(), postings=[old, new])
-    assert subsidy(facts, date(2026, 11, 1)) == [Decimal("933.33"), Decimal("1066.67")]
+    assert amounts(facts, date(2026, 11, 1)) == [Decimal("933.33"), Decimal("1066.67")]
 
 
 def village(position, day=date(2020, 1, 1)):
@@ -172,3 +172,23 @@ def test_deductions_and_net_never_below_zero():
     assert [i.kind for i in r.deductions] == ["penalty", "non_compliant_week"]
     assert r.total_deductions == Decimal("1200.00")
     assert r.net == Decimal("0.00")
+
+
+def test_an_inactive_village_cadre_is_not_paid_from_that_day():
+    gone = StateFact(date(2026, 11, 11), "village_cadre", "committee_member", False, SRC)
+    facts = CadreFacts(uuid.uuid4(), states=[village("committee_member"), gone])
+    assert amounts(facts, date(2026, 11, 1)) == [Decimal("680.00")]  # 10/30 of 2,040.00
+
+
+def test_a_revoked_entry_cancels_a_pending_action_not_a_carried_out_one():
+    entry = uuid.uuid4()
+    revoked = [EntryFact(entry, "finding", date(2026, 11, 3), "revoked")]
+
+    def deductions(status):
+        action = ActionFact(uuid.uuid4(), entry, date(2026, 11, 3), "penalty", 3, status, SRC)
+        facts = CadreFacts(uuid.uuid4(), actions=[action], entries=revoked)
+        return [i.amount for i in compute(facts, date(2026, 11, 1), book()).deductions]
+
+    assert deductions("pending") == []
+    assert deductions("carried_out") == [Decimal("1000.00")]
+    assert deductions("cancelled") == []
