@@ -77,6 +77,10 @@ async def get_eligibility(session: Session, who: CurrentPrincipal, cadre_id: UUI
     """What a cadre is due for a month, each item with its reason, source and policy."""
     first = parse_month(month)
     who.ensure_self_or(cadre_id, Role.finance, Role.auditor)
+    if who.unit_id and not who.is_self(cadre_id):
+        await eligibility_service.ensure_in_scope(
+            session, cadre_id=cadre_id, first=first, scope=who.unit_id
+        )
     return await eligibility_service.read(session, cadre_id=cadre_id, first=first)
 
 

@@ -309,6 +309,17 @@ async def test_who_may_read(system, units):
     assert (await system.client.get(url, params=q)).status_code == 401
 
 
+async def test_a_scoped_reader_sees_the_subtree_only(system, units):
+    cid, _ = await cadre(system)
+    await posting(system, cid, units["group_a"], start=date(2026, 1, 1))
+    url, q = f"{BASE}/eligibility/{cid}", {"month": "2026-11"}
+    inside = system.headers(Role.finance, unit_id=units["town_a"])
+    assert (await system.client.get(url, params=q, headers=inside)).status_code == 200
+    outside = system.headers(Role.auditor, unit_id=units["town_b"])
+    r = await system.client.get(url, params=q, headers=outside)
+    assert r.status_code == 403 and r.json()["code"] == "out_of_scope"
+
+
 @pytest.mark.parametrize("month", ["2026-13", "2026-1", "November", ""])
 async def test_bad_month_is_422_naming_month(system, month):
     r = await system.client.get(

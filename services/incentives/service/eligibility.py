@@ -6,16 +6,17 @@ import json
 from datetime import date, datetime
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.incentives.models import eligibility
+from services.incentives.models import eligibility, postings
 from services.incentives.rules import Result, compute, fmt
 from services.incentives.service import lines as line_service
-from services.incentives.service.facts import load_book, load_facts
-from shared.clock import Clock, format_month, parse_month
+from services.incentives.service.facts import load_book, load_facts, subtree
+from shared.clock import Clock, format_month, month_end, parse_month
 from shared.contracts.incentives import EligibilityChanged
 from shared.db import upsert
+from shared.errors import Forbidden
 from shared.outbox import add_events
 
 PRODUCER = "incentives"
@@ -74,6 +75,24 @@ async def read(session: AsyncSession, *, cadre_id: UUID, first: date) -> dict:
         return stored_wire(row)
     facts = (await load_facts(session, [cadre_id]))[cadre_id]
     return wire(compute(facts, first, await load_book(session)))
+
+
+async def ensure_in_scope(
+    session: AsyncSession, *, cadre_id: UUID, first: date, scope: UUID
+) -> None:
+    """A user scoped to a unit reads cadres posted in its subtree during the month (§8)."""
+    posted = await session.execute(
+        select(postings.c.posting_id)
+        .where(
+            postings.c.cadre_id == cadre_id,
+            postings.c.unit_id.in_(subtree(scope)),
+            postings.c.start_date <= month_end(first),
+            or_(postings.c.end_date.is_(None), postings.c.end_date >= first),
+        )
+        .limit(1)
+    )
+    if posted.first() is None:
+        raise Forbidden("the cadre is outside your unit", code="out_of_scope")
 
 
 async def store(session: AsyncSession, results: list[Result], *, now: datetime) -> list[Result]:
