@@ -359,3 +359,35 @@ async def test_a_unit_announced_late_refiles_draft_lines(system):
         await system.client.get(f"{BASE}/stipend-batches/{bid}", headers=finance(system))
     ).json()
     assert batch["totals"]["by_township"][0]["township_name"] == "Township"
+
+
+async def test_a_lock_waits_for_a_handler_in_flight(system, world):
+    """A handler writing lines holds the guard: a lock started meanwhile waits and hashes
+    what the handler committed, so a locked batch never changes after its hash."""
+    import asyncio
+    from uuid import UUID
+
+    from services.incentives.models import lines
+    from services.incentives.service.lines import share_guard
+
+    bid = (await build(system, "2026-11"))["id"]
+    an = world["cadres"]["a"]
+    async with system.transaction("incentives") as s:  # as an event handler does
+        await share_guard(s)
+        await s.execute(
+            lines.update()
+            .where(lines.c.batch_id == UUID(bid), lines.c.cadre_id == an)
+            .values(net=Decimal("1.00"))
+        )
+        locking = asyncio.create_task(
+            system.client.post(f"{BASE}/stipend-batches/{bid}/lock", headers=finance(system))
+        )
+        await asyncio.sleep(0.3)
+        assert not locking.done()
+    locked = (await locking).json()
+    current = await lines_of(system, bid)
+    assert by_cadre(current)[str(an)]["net"] == "1.00"
+    ordered = sorted(current, key=lambda x: (x["cadre_id"], x["for_month"], x["kind"]))
+    text = json.dumps({"month": "2026-11", "lines": ordered}, sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=False)  # fmt: skip
+    assert hashlib.sha256(text.encode()).hexdigest() == locked["content_hash"]
