@@ -9,8 +9,14 @@ from services.assessment import models
 from services.assessment.api import router
 from services.assessment.events import handlers
 from services.assessment.service.scheduler import scheduler
-from services.assessment.settings import AssessmentSettings
-from shared.runtime import ServiceSpec, build_app
+from services.assessment.settings import AssessmentSettings, policy_of
+from shared.runtime import ServiceRuntime, ServiceSpec, build_app
+
+
+async def adopt_policy(runtime: ServiceRuntime) -> None:
+    """Read the policy once, also when the runtime was handed plain ServiceSettings."""
+    runtime.settings = policy_of(runtime.settings)
+
 
 spec = ServiceSpec(
     name="assessment",
@@ -19,6 +25,7 @@ spec = ServiceSpec(
     settings_cls=AssessmentSettings,
     migrations=Path(__file__).parent / "migrations",
     handlers=handlers,
+    on_start=adopt_policy,
     background=[scheduler],
 )
 

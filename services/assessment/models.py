@@ -6,11 +6,11 @@ no database enum types are needed. Hot paths use `Model.__table__` with Core sta
 """
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Numeric, String, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Index, Numeric, String, TypeDecorator, UniqueConstraint
 from sqlalchemy import text as sql_text
 from sqlmodel import Field
 
@@ -21,7 +21,26 @@ Base = service_base("assessment")
 metadata = Base.metadata
 outbox, inbox = kernel_tables(metadata)
 
-TZ = DateTime(timezone=True)
+
+class UtcDateTime(TypeDecorator):
+    """A moment, stored in UTC and read back tz-aware on SQLite and PostgreSQL alike
+    (SQLite would otherwise keep the wall time and drop the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime: every moment carries its offset")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+TZ = UtcDateTime()
 ACTIVE = sql_text("status = 'active'")
 
 

@@ -19,6 +19,7 @@ from tests.support import System
 
 # Poláo village (坡老村), roughly: the fence every posted cadre signs in within.
 VILLAGE_LAT, VILLAGE_LON, RADIUS_M = 25.0, 105.5, 500.0
+OTHER_LAT, OTHER_LON = 25.2, 105.9  # the other township's village
 
 
 def local(*parts: int) -> datetime:
@@ -69,7 +70,7 @@ async def tree(system: System) -> Tree:
     group = await unit(system, UnitKind.group, [county, township, village])
     other_township = await unit(system, UnitKind.township, [county])
     other_village = await unit(
-        system, UnitKind.village, [county, other_township], fence=(25.2, 105.9, RADIUS_M)
+        system, UnitKind.village, [county, other_township], fence=(OTHER_LAT, OTHER_LON, RADIUS_M)
     )
     return Tree(county, township, village, group, other_township, other_village)
 
@@ -167,10 +168,12 @@ async def sign_in(system: System, cadre_id: uuid.UUID, at: datetime, **kwargs: A
     )
 
 
-async def attend(system: System, cadre_id: uuid.UUID, moments: list[datetime]) -> None:
+async def attend(
+    system: System, cadre_id: uuid.UUID, moments: list[datetime], **kwargs: Any
+) -> None:
     """Sign in at each moment, every one inside the fence and accepted."""
     for at in moments:
-        r = await sign_in(system, cadre_id, at)
+        r = await sign_in(system, cadre_id, at, **kwargs)
         assert r.status_code == 201, r.text
         assert r.json()["status"] == "accepted", r.json()
 

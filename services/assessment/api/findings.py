@@ -23,8 +23,7 @@ async def post_finding(
     body: FindingCreate, session: Session, principal: Inspector, clock: ClockDep, policy: Policy
 ) -> dict[str, Any]:
     """Post a finding on a cadre or a unit; it takes effect at once (a negative entry)."""
-    row = await findings.post(session, body, principal=principal, now=clock.now(), policy=policy)
-    return findings.public(row)
+    return await findings.post(session, body, principal=principal, now=clock.now(), policy=policy)
 
 
 @router.get("", response_model=Page[FindingPublic])
@@ -52,7 +51,7 @@ async def get_finding(
     row = await findings.get(session, finding_id)
     if not principal.has(*READERS):
         principal.ensure_self_or(row["subject_id"])
-    return findings.public(row)
+    return row
 
 
 @router.post("/{finding_id}/dismiss", response_model=FindingPublic)
@@ -60,8 +59,7 @@ async def dismiss(
     finding_id: uuid.UUID, body: Reason, session: Session, _: OrgAdmin, clock: ClockDep
 ) -> dict[str, Any]:
     """Dismiss a finding: its entry is revoked (409 if dismissed already)."""
-    row = await findings.dismiss(session, finding_id, reason=body.reason, now=clock.now())
-    return findings.public(row)
+    return await findings.dismiss(session, finding_id, reason=body.reason, now=clock.now())
 
 
 @router.post("/{finding_id}/appeal", response_model=FindingPublic)
@@ -74,7 +72,7 @@ async def appeal(
     policy: Policy,
 ) -> dict[str, Any]:
     """The subject appeals, within the appeal window after posting."""
-    row = await findings.appeal(
+    return await findings.appeal(
         session,
         finding_id,
         reason=body.reason,
@@ -82,7 +80,6 @@ async def appeal(
         now=clock.now(),
         policy=policy,
     )
-    return findings.public(row)
 
 
 @router.post("/{finding_id}/appeal/decide", response_model=FindingPublic)
@@ -90,7 +87,6 @@ async def decide_appeal(
     finding_id: uuid.UUID, body: AppealDecision, session: Session, _: OrgAdmin, clock: ClockDep
 ) -> dict[str, Any]:
     """Decide an appeal: upheld dismisses the finding, rejected leaves it posted."""
-    row = await findings.decide_appeal(
+    return await findings.decide_appeal(
         session, finding_id, upheld=body.upheld, note=body.note, now=clock.now()
     )
-    return findings.public(row)

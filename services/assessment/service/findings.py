@@ -41,17 +41,7 @@ DISMISSED = FindingStatus.dismissed.value
 
 def _event_fields(row: dict[str, Any]) -> dict[str, Any]:
     keys = ("subject_type", "subject_id", "kind", "severity", "status", "posted_by")
-    return {"finding_id": row["id"], "observed_at": as_utc(row["observed_at"])} | {
-        k: row[k] for k in keys
-    }
-
-
-def public(row: dict[str, Any]) -> dict[str, Any]:
-    return row | {
-        "observed_at": as_utc(row["observed_at"]),
-        "posted_at": as_utc(row["posted_at"]),
-        "appealed_at": as_utc(row["appealed_at"]) if row["appealed_at"] else None,
-    }
+    return {"finding_id": row["id"]} | {k: row[k] for k in (*keys, "observed_at")}
 
 
 async def get(session: AsyncSession, finding_id: uuid.UUID) -> dict[str, Any]:
@@ -183,7 +173,7 @@ async def appeal(
     _not_dismissed(finding)
     if finding["appealed_at"] is not None:
         raise Conflict("the finding was appealed already", code="appeal_exists")
-    if now > as_utc(finding["posted_at"]) + timedelta(days=policy.appeal_window_days):
+    if now > finding["posted_at"] + timedelta(days=policy.appeal_window_days):
         raise Conflict("the appeal window has closed", code="appeal_window_closed")
     finding = await _set(
         session,
@@ -242,5 +232,5 @@ async def listing(
         stmt.order_by(FINDINGS.c.posted_at, FINDINGS.c.id).limit(page.limit + 1)
     )
     return make_page(
-        [public(dict(r._mapping)) for r in rows], page.limit, lambda r: [r["posted_at"], r["id"]]
+        [dict(r._mapping) for r in rows], page.limit, lambda r: [r["posted_at"], r["id"]]
     )

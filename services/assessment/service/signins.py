@@ -54,8 +54,8 @@ def body_of(row: dict[str, Any]) -> dict[str, Any]:
         "id": row["id"],
         "idempotency_key": row["idempotency_key"],
         "cadre_id": row["cadre_id"],
-        "device_time": as_utc(row["device_time"]),
-        "received_at": as_utc(row["received_at"]),
+        "device_time": row["device_time"],
+        "received_at": row["received_at"],
         "status": row["status"],
         "reasons": [r for r in row["reasons"].split(",") if r],
     }
@@ -109,7 +109,7 @@ async def _track(session: AsyncSession, cadre_id: uuid.UUID, first: datetime, la
             )
         )
     ).all()
-    return sorted((as_utc(t), lat, lon) for t, lat, lon in [*before, *during])
+    return sorted(tuple(r) for r in [*before, *during])
 
 
 async def record(

@@ -1,0 +1,110 @@
+"""The whole chain through HTTP: sign-ins → week close → negative list → ladder →
+revocation → cancellation, with every event checked on the bus."""
+
+from datetime import date
+
+from shared.contracts.enums import Role
+from tests.assessment import factories as f
+
+W47 = "2026-W47"
+
+
+async def test_sign_ins_to_week_close_to_ladder_to_cancellation(system):
+    t = await f.tree(system)
+    c = await f.posted_cadre(system, t.group)
+    cadre = system.headers(Role.cadre, cadre_id=c)
+
+    # A phone uploads its week: four days and four nights, one day short.
+    items = [f.sign_in_body(c, at) for at in f.full_week(date(2026, 11, 16), days=4)]
+    r = await system.client.post(
+        "/assessment/v1/sign-ins/batch", json={"items": items}, headers=cadre
+    )
+    assert [x["status"] for x in r.json()["results"]] == ["accepted"] * 8
+
+    # Monday 06:00 has passed: org_admin closes the week.
+    assert await f.close(system, W47) == {
+        "week": W47,
+        "judged": 1,
+        "compliant": 0,
+        "non_compliant": 1,
+    }
+    [presence_entry] = await f.negative_list(system, "2026-11", unit_id=t.township)
+    assert (presence_entry["reason"], presence_entry["date"], presence_entry["unit_id"]) == (
+        "presence_week",
+        "2026-11-22",
+        str(t.group),
+    )
+
+    # Two inspections find the cadre absent: the ladder climbs to a penalty.
+    second = await f.finding(system, c, f.local(2026, 11, 23, 15))
+    third = await f.finding(system, c, f.local(2026, 11, 24, 15), severity="serious")
+    mine = await system.client.get("/assessment/v1/accountability-actions", headers=cadre)
+    ladder = mine.json()["items"]
+    assert [(a["rung"], a["count"], a["status"]) for a in ladder] == [
+        ("study_class", 1, "pending"),
+        ("admonition_talk", 2, "pending"),
+        ("penalty", 3, "pending"),
+    ]
+
+    # The third finding is dismissed: its entry is revoked, its penalty cancelled.
+    assert (await f.dismiss(system, third["id"], "wrong person photographed")).status_code == 200
+    # The phone then syncs a sign-in from Saturday: the week is re-judged compliant.
+    r = await f.sign_in(system, c, f.local(2026, 11, 21, 10))
+    assert r.status_code == 201
+    assert (await f.presence(system, c, W47))["compliant"] is True
+    ladder = await f.actions(system, cadre_id=c)
+    assert [(a["rung"], a["status"]) for a in ladder] == [
+        ("study_class", "cancelled"),
+        ("admonition_talk", "pending"),
+        ("penalty", "cancelled"),
+    ]
+    entries = await f.negative_list(system, "2026-11")
+    assert [(e["reason"], e["status"]) for e in entries] == [
+        ("presence_week", "revoked"),
+        ("finding", "active"),
+        ("finding", "revoked"),
+    ]
+
+    # Every step announced itself, in order, keyed by the cadre.
+    events = [e for e in await f.events(system) if e.type != "assessment.signin.recorded"]
+    assert all(e.key == str(c) for e in events if e.type != "assessment.week.closed")
+    steps = [(e.type.removeprefix("assessment."), _gist(e.payload)) for e in events]
+    assert steps == [
+        (
+            "presence.judged",
+            {"week": W47, "days": 4, "nights": 4, "compliant": False, "judged": True},
+        ),
+        ("negative_entry.recorded", {"reason": "presence_week", "status": "active"}),
+        ("accountability.opened", {"rung": "study_class", "count": 1, "status": "pending"}),
+        ("week.closed", {"week": W47, "judged": 1, "compliant": 0, "non_compliant": 1}),
+        ("finding.posted", {"status": "posted"}),
+        ("negative_entry.recorded", {"reason": "finding", "status": "active"}),
+        ("accountability.opened", {"rung": "admonition_talk", "count": 2, "status": "pending"}),
+        ("finding.posted", {"status": "posted"}),
+        ("negative_entry.recorded", {"reason": "finding", "status": "active"}),
+        ("accountability.opened", {"rung": "penalty", "count": 3, "status": "pending"}),
+        ("finding.dismissed", {"reason": "wrong person photographed", "status": "dismissed"}),
+        ("negative_entry.revoked", {"reason": "finding", "status": "revoked"}),
+        ("accountability.cancelled", {"rung": "penalty", "count": 3, "status": "cancelled"}),
+        (
+            "presence.judged",
+            {"week": W47, "days": 5, "nights": 4, "compliant": True, "judged": True},
+        ),
+        ("negative_entry.revoked", {"reason": "presence_week", "status": "revoked"}),
+        ("accountability.cancelled", {"rung": "study_class", "count": 1, "status": "cancelled"}),
+        ("week.closed", {"week": W47, "judged": 1, "compliant": 1, "non_compliant": 0}),
+    ]
+    by_type = {}
+    for e in events:
+        by_type.setdefault(e.type, []).append(e.payload)
+    revoked = by_type["assessment.negative_entry.revoked"]
+    cancelled = by_type["assessment.accountability.cancelled"]
+    assert [x["entry_id"] for x in cancelled] == [x["entry_id"] for x in revoked]
+    assert revoked[0]["source_id"] == third["id"]
+    assert by_type["assessment.negative_entry.recorded"][1]["source_id"] == second["id"]
+
+
+def _gist(payload: dict) -> dict:
+    keys = ("week", "days", "nights", "compliant", "judged", "non_compliant", "reason", "rung")
+    keys += ("count", "status")
+    return {k: payload[k] for k in keys if k in payload}
