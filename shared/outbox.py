@@ -3,6 +3,7 @@ publishes unsent rows in order and marks them only after the transport acknowled
 """
 
 import asyncio
+import contextlib
 import logging
 import zlib
 from datetime import datetime
@@ -213,10 +214,9 @@ class Relay:
                 backoff = min(backoff * 2, 10.0)
             if sent < self.batch_size:
                 if sent == 0:
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), timeout=backoff)
-                    except TimeoutError:
-                        pass
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(backoff):  # not wait_for: see LocalConsumer
+                            await self._wake.wait()
                 # Linger a moment so that a burst of commits goes out as one batch.
                 await asyncio.sleep(self.linger_seconds)
                 self._wake.clear()

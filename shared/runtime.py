@@ -121,9 +121,12 @@ class ServiceRuntime:
     async def stop(self) -> None:
         for t in self.tasks:
             t.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.tasks:
+            _, stuck = await asyncio.wait(self.tasks, timeout=10)
+            for t in stuck:  # shutdown must finish even if a worker ignores cancellation
+                log.error("%s: %s did not stop in time", self.name, t.get_name())
         self.tasks.clear()
-        await self.engine.dispose()
+        await asyncio.wait_for(self.engine.dispose(), timeout=10)
 
     async def health(self) -> dict[str, Any]:
         report: dict[str, Any] = {"service": self.name, "transport": self.transport.name}

@@ -214,8 +214,11 @@ class LocalConsumer:
         if got:
             return got
         async with self.bus._new:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that lands as the wait completes, and the worker would never stop.
             try:
-                await asyncio.wait_for(self.bus._new.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self.bus._new.wait()
             except TimeoutError:
                 return []
         return await self._fetch()

@@ -65,10 +65,10 @@ def service_settings(request, backend, services) -> dict[str, ServiceSettings]:
         return {}
     dbs = request.getfixturevalue("pg_service_dbs")
     return {
-        name: ServiceSettings(
-            database_url=dbs[name].replace("postgresql://", "postgresql+asyncpg://", 1)
+        spec.name: spec.settings_cls(
+            database_url=dbs[spec.name].replace("postgresql://", "postgresql+asyncpg://", 1)
         )
-        for name in services
+        for spec in specs(services)
     }
 
 
@@ -135,5 +135,6 @@ def pytest_terminal_summary(terminalreporter) -> None:
             for kind in broker_kinds()
         },
     }
+    counts["three processes (e2e)"] = sum("e2e" in r.keywords for r in passed)
     line = ", ".join(f"{name}: {n} passed" for name, n in counts.items())
     terminalreporter.write_line(f"real servers exercised: {line}")

@@ -129,3 +129,10 @@ async def test_bad_input_is_422_problem_naming_the_field(toy_client):
     assert_problem(r, 422, "invalid_input")
     assert r.json()["field"] == "seq"
     assert r.json()["errors"][0]["field"] == "seq"
+
+
+async def test_a_clock_ahead_of_the_machine_still_verifies_its_own_tokens(toy_client):
+    client, kernel, clock = toy_client
+    clock.advance(days=400)  # a back-fill or a test set in the future
+    r = await client.get("/toy/v1/admin-only", headers=bearer(token(kernel, clock, "org_admin")))
+    assert r.status_code == 200
