@@ -229,3 +229,18 @@ async def test_reading_findings(system, t, cadre):
             f"/assessment/v1/findings/{f.uuid.uuid4()}", headers=system.headers()
         )
     ).status_code == 404
+
+
+async def test_a_scoped_reader_lists_findings_of_its_subtree(system, t, cadre):
+    here = await f.finding(system, cadre, NOW)
+    await f.finding(system, t.other_village, NOW, subject_type="unit")
+    r = await system.client.get(
+        "/assessment/v1/findings", headers=system.headers(Role.inspector, unit_id=t.township)
+    )
+    assert [x["id"] for x in r.json()["items"]] == [here["id"]]
+    r = await system.client.get(
+        "/assessment/v1/findings",
+        params={"unit_id": str(t.other_village)},
+        headers=system.headers(Role.org_admin, unit_id=t.township),
+    )
+    assert r.status_code == 403

@@ -404,3 +404,13 @@ async def test_week_close_is_set_based_not_a_query_per_cadre(system, village):
     few = await statements_to_close(date(2026, 11, 9), 2)
     many = await statements_to_close(MON, 10)
     assert len(many) == len(few)
+
+
+async def test_a_scoped_reader_sees_only_its_subtree(system):
+    t = await f.tree(system)
+    scoped = system.headers(Role.org_admin, unit_id=t.township)
+    for unit_id, status in ((t.village, 200), (t.township, 200), (t.other_village, 403)):
+        r = await system.client.get(
+            f"/assessment/v1/units/{unit_id}/presence", params={"week": W47}, headers=scoped
+        )
+        assert r.status_code == status

@@ -269,14 +269,14 @@ async def test_batch_rows_go_in_one_statement(system, posted):
     try:
         items = [
             f.sign_in_body(posted, f.local(2026, 11, 24, 9) + timedelta(minutes=i))
-            for i in range(200)
+            for i in range(500)
         ]
         r = await batch(system, posted, items)
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     assert all(x["status"] == "accepted" for x in r.json()["results"])
     assert len(statements) == 1
-    assert await stored_count(system, posted) == 200
+    assert await stored_count(system, posted) == 500
 
 
 async def test_batch_of_more_than_500_items_is_422(system, posted):

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from services.assessment.api.deps import Inspector, OrgAdmin, Policy, Session
 from services.assessment.schemas import AppealDecision, FindingCreate, FindingPublic, Reason
 from services.assessment.service import findings
+from services.assessment.service.common import scoped_unit
 from shared.auth import CurrentPrincipal
 from shared.contracts.enums import FindingStatus, Role
 from shared.errors import Forbidden
@@ -38,6 +39,8 @@ async def list_findings(
     """Findings by subject, unit subtree or status."""
     if not principal.has(*READERS):
         raise Forbidden(f"requires one of: {', '.join(READERS)}", code="wrong_role")
+    if principal.unit_id and not principal.has(Role.auditor):
+        unit_id = await scoped_unit(session, principal.unit_id, unit_id)
     return await findings.listing(
         session, subject_id=subject_id, unit_id=unit_id, status=status, page=page
     )

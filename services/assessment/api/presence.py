@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from services.assessment.api.deps import OrgAdmin, Policy, Reader, Session
 from services.assessment.schemas import Presence, WeekClose
 from services.assessment.service import presence
+from services.assessment.service.common import scoped_unit
 from shared.auth import CurrentPrincipal
 from shared.contracts.enums import Role
 from shared.pagination import Page, Paging
@@ -28,9 +29,16 @@ async def cadre_presence(
 
 @router.get("/units/{unit_id}/presence", response_model=Page[Presence])
 async def unit_presence(
-    unit_id: uuid.UUID, week: Week, session: Session, _: Reader, policy: Policy, page: Paging
+    unit_id: uuid.UUID,
+    week: Week,
+    session: Session,
+    principal: Reader,
+    policy: Policy,
+    page: Paging,
 ) -> dict[str, Any]:
     """Presence of every cadre posted in the unit's subtree during the week."""
+    if principal.unit_id and not principal.has(Role.auditor):
+        await scoped_unit(session, principal.unit_id, unit_id)
     return await presence.unit_presence(session, unit_id, week, policy=policy, page=page)
 
 

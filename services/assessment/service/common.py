@@ -10,7 +10,6 @@ from sqlalchemy import Date, Select, and_, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment import models as m
-from shared.clock import parse_week
 from shared.errors import Forbidden, InvalidInput, NotFound
 from shared.events import EventPayload
 from shared.outbox import add_events
@@ -62,10 +61,6 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 def week_of(day: date) -> date:
     """The Monday of the ISO week holding `day`."""
     return day - timedelta(days=day.weekday())
-
-
-def week_monday(week: str) -> date:
-    return parse_week(week)
 
 
 def days_table(days: Iterable[date]):

@@ -105,12 +105,9 @@ async def record_entries(
                 "revoked_reason": "",
             }
         )
-    inserted: set[uuid.UUID] = set()
-    for part in chunks(rows):
-        result = await session.execute(
-            insert_ignore(session, ENTRIES).values(list(part)).returning(ENTRIES.c.id)
-        )
-        inserted.update(result.scalars())
+    # executemany with RETURNING: SQLAlchemy batches it into multi-row INSERTs.
+    result = await session.execute(insert_ignore(session, ENTRIES).returning(ENTRIES.c.id), rows)
+    inserted = set(result.scalars())
     created = [r for r in rows if r["id"] in inserted]
     await emit(
         session,
@@ -160,8 +157,7 @@ async def _open_actions(session: AsyncSession, created: list[dict[str, Any]], *,
                 "created_at": now,
             }
         )
-    for part in chunks(actions):
-        await session.execute(ACTIONS.insert().values(list(part)))
+    await session.execute(ACTIONS.insert(), actions)
     await emit(
         session, [(AccountabilityOpened(**_action_payload(a)), a["cadre_id"]) for a in actions], now
     )
@@ -203,23 +199,6 @@ async def revoke_entries(
         now,
     )
     return revoked
-
-
-async def active_entries_for(
-    session: AsyncSession, reason: EntryReason, source_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, uuid.UUID]:
-    """source id -> id of its active entry, for the given sources."""
-    found: dict[uuid.UUID, uuid.UUID] = {}
-    for part in chunks(source_ids):
-        rows = await session.execute(
-            select(ENTRIES.c.source_id, ENTRIES.c.id).where(
-                ENTRIES.c.reason == reason.value,
-                ENTRIES.c.source_id.in_(part),
-                ENTRIES.c.status == EntryStatus.active.value,
-            )
-        )
-        found.update({r.source_id: r.id for r in rows})
-    return found
 
 
 async def list_entries(

@@ -141,7 +141,7 @@ async def record(
     rows = await _evaluate(session, cadre_id, [items[n] for n in fresh.values()], now, policy)
     if rows:
         result = await session.execute(
-            insert_ignore(session, SIGN_INS).values(rows).returning(SIGN_INS.c.id)
+            insert_ignore(session, SIGN_INS).returning(SIGN_INS.c.id), rows
         )
         inserted = set(result.scalars())
         created = [r for r in rows if r["id"] in inserted]
