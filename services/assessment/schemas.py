@@ -36,7 +36,10 @@ class Strict(BaseModel):
 # --- sign-ins -------------------------------------------------------------------------
 
 
-class SignInCreate(Strict):
+class SignInCreate(BaseModel):
+    # Lenient about extra fields: a queued item from another app version still counts.
+    model_config = ConfigDict(extra="ignore")
+
     idempotency_key: str = Field(min_length=1, max_length=100)
     cadre_id: uuid.UUID
     device_time: AwareDatetime

@@ -33,7 +33,10 @@ async def stored_count(system, cadre_id) -> int:
 
 
 async def test_an_accepted_sign_in_answers_201_with_its_record(system, posted):
-    r = await f.sign_in(system, posted, f.local(2026, 11, 25, 9), key="k-1")
+    body = f.sign_in_body(posted, f.local(2026, 11, 25, 9), key="k-1") | {"app": "2.1"}
+    r = await system.client.post(
+        "/assessment/v1/sign-ins", json=body, headers=system.headers(Role.cadre, cadre_id=posted)
+    )
     assert r.status_code == 201
     body = r.json()
     assert set(body) == {

@@ -2,11 +2,11 @@
 
 import math
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Select, and_, literal, or_, select, union_all
+from sqlalchemy import Date, Select, and_, literal, or_, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment import models as m
@@ -81,6 +81,18 @@ def overlaps(posting, first: date, last: date) -> Any:
         posting.c.start_date <= last,
         or_(posting.c.end_date.is_(None), posting.c.end_date >= first),
     )
+
+
+Restrict = Callable[[Any], Any]
+"""Narrows a statement to some cadres: `everyone`, or `only([...])`, given the cadre column."""
+
+
+def everyone(_: Any) -> Any:
+    return true()
+
+
+def only(cadre_ids: list[uuid.UUID]) -> Restrict:
+    return lambda col: col.in_(cadre_ids)
 
 
 def subtree(unit_id: uuid.UUID) -> Select:

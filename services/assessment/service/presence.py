@@ -6,11 +6,10 @@ in a week, one finds who was posted on all seven days; Python only compares verd
 """
 
 import uuid
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, distinct, func, literal, select, true, union_all, update
+from sqlalchemy import and_, case, distinct, func, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment.service import violations
@@ -22,12 +21,15 @@ from services.assessment.service.common import (
     SIGN_INS,
     VERDICTS,
     WEEKS,
+    Restrict,
     after_key,
     covers,
     days_table,
     emit,
     ensure_cadre,
     ensure_unit,
+    everyone,
+    only,
     overlaps,
 )
 from services.assessment.service.entries import NewEntry, record_entries, revoke_entries
@@ -39,17 +41,8 @@ from shared.db import insert_ignore, upsert
 from shared.errors import Conflict
 from shared.pagination import PageParams, encode_cursor
 
-Restrict = Callable[[Any], Any]
 LEAVE_COUNTS = (LeaveStatus.approved.value, LeaveStatus.returned.value)
 VERDICT_FIELDS = ("unit_id", "days", "nights", "leave_days", "compliant", "judged")
-
-
-def everyone(_: Any) -> Any:
-    return true()
-
-
-def only(cadre_ids: list[uuid.UUID]) -> Restrict:
-    return lambda col: col.in_(cadre_ids)
 
 
 def week_dates(monday: date) -> list[date]:

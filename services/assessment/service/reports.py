@@ -46,9 +46,20 @@ _TEN_DAYS = re.compile(r"^(\d{4}-\d{2})-D([123])$")
 
 def _in_township(stmt, unit_col):
     """Join what `stmt` selects to its township: TOWN_PATH.c.ancestor_id is then its id."""
-    return stmt.join(TOWN_PATH, TOWN_PATH.c.unit_id == unit_col).join(
-        TOWN, and_(TOWN.c.unit_id == TOWN_PATH.c.ancestor_id, TOWN.c.kind == "township")
+    return (
+        stmt.select_from(unit_col.table)
+        .join(TOWN_PATH, TOWN_PATH.c.unit_id == unit_col)
+        .join(TOWN, and_(TOWN.c.unit_id == TOWN_PATH.c.ancestor_id, TOWN.c.kind == "township"))
     )
+
+
+async def _per_township(session: AsyncSession, unit_col, *where, count=None) -> dict:
+    """township id -> rows (or `count`) of `unit_col`'s table matching `where`."""
+    stmt = _in_township(
+        select(TOWN_PATH.c.ancestor_id, func.count() if count is None else count), unit_col
+    )
+    rows = await session.execute(stmt.where(*where).group_by(TOWN_PATH.c.ancestor_id))
+    return dict(rows.all())
 
 
 async def _townships(session: AsyncSession) -> dict[uuid.UUID, str]:
@@ -58,10 +69,6 @@ async def _townships(session: AsyncSession) -> dict[uuid.UUID, str]:
         .order_by(UNITS.c.code)
     )
     return {r.unit_id: r.name for r in rows}
-
-
-async def _per_township(session: AsyncSession, stmt) -> dict[uuid.UUID, int]:
-    return {r[0]: r[1] for r in await session.execute(stmt.group_by(TOWN_PATH.c.ancestor_id))}
 
 
 def ten_day_period(period: str) -> tuple[date, date]:
@@ -106,35 +113,22 @@ async def weekly_dispatch(session: AsyncSession, monday: date) -> dict[str, Any]
     week = format_week(monday)
     posted = await _per_township(
         session,
-        _in_township(
-            select(TOWN_PATH.c.ancestor_id, func.count(distinct(POSTINGS.c.cadre_id))),
-            POSTINGS.c.unit_id,
-        ).where(overlaps(POSTINGS, monday, sunday)),
+        POSTINGS.c.unit_id,
+        overlaps(POSTINGS, monday, sunday),
+        count=func.count(distinct(POSTINGS.c.cadre_id)),
     )
-    verdicts = select(VERDICTS).where(VERDICTS.c.week == week, VERDICTS.c.judged.is_(True))
-    judged = await _per_township(
-        session,
-        _in_township(select(TOWN_PATH.c.ancestor_id, func.count()), VERDICTS.c.unit_id).where(
-            VERDICTS.c.week == week, VERDICTS.c.judged.is_(True)
-        ),
-    )
+    judged_week = (VERDICTS.c.week == week, VERDICTS.c.judged.is_(True))
+    judged = await _per_township(session, VERDICTS.c.unit_id, *judged_week)
     compliant = await _per_township(
-        session,
-        _in_township(select(TOWN_PATH.c.ancestor_id, func.count()), VERDICTS.c.unit_id).where(
-            verdicts.whereclause, VERDICTS.c.compliant.is_(True)
-        ),
+        session, VERDICTS.c.unit_id, *judged_week, VERDICTS.c.compliant.is_(True)
     )
     open_findings = await _per_township(
         session,
-        _in_township(select(TOWN_PATH.c.ancestor_id, func.count()), FINDINGS.c.unit_id).where(
-            FINDINGS.c.status.in_([FindingStatus.posted.value, FindingStatus.appealed.value])
-        ),
+        FINDINGS.c.unit_id,
+        FINDINGS.c.status.in_([FindingStatus.posted.value, FindingStatus.appealed.value]),
     )
     overdue = await _per_township(
-        session,
-        _in_township(select(TOWN_PATH.c.ancestor_id, func.count()), TASKS.c.unit_id).where(
-            TASKS.c.status == "open", TASKS.c.deadline <= sunday
-        ),
+        session, TASKS.c.unit_id, TASKS.c.status == "open", TASKS.c.deadline <= sunday
     )
     return {
         "week": week,

@@ -121,6 +121,8 @@ async def record(
     policy: AssessmentSettings,
 ) -> list[Outcome]:
     """Record a cadre's sign-ins; one outcome per item, in input order."""
+    if not items:
+        return []
     outcomes: list[Outcome | None] = [None] * len(items)
     stored = await _stored(session, cadre_id, list({i.idempotency_key for i in items}))
     fresh: dict[str, int] = {}  # key -> index of its first new item
@@ -156,8 +158,7 @@ async def record(
         await _rejudge_closed_weeks(session, cadre_id, created, now=now, policy=policy)
     for n, item in enumerate(items):
         if outcomes[n] is None:  # a repeat of a key first seen in this same batch
-            first = outcomes[fresh[item.idempotency_key]]
-            outcomes[n] = Outcome("replayed", first.body) if first.kind != "rejected" else first
+            outcomes[n] = Outcome("replayed", outcomes[fresh[item.idempotency_key]].body)
     return outcomes  # type: ignore[return-value]
 
 

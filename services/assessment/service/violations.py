@@ -4,19 +4,16 @@ week that holds its date, set-based, for everyone or for the cadres being re-jud
 """
 
 import uuid
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.assessment.service.common import DUTIES, ENTRIES, LEAVES, SIGN_INS, TASKS
+from services.assessment.service.common import DUTIES, ENTRIES, LEAVES, SIGN_INS, TASKS, Restrict
 from services.assessment.service.entries import NewEntry, record_entries, revoke_entries
 from services.assessment.settings import AssessmentSettings
 from shared.contracts.enums import EntryReason, EntryStatus, LeaveStatus, SubjectType
 
-Restrict = Callable[[Any], Any]
 ON_LEAVE = (LeaveStatus.approved.value, LeaveStatus.returned.value)
 
 
