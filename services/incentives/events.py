@@ -84,7 +84,12 @@ async def on_cadre(session: AsyncSession, p: CadreUpserted, env: Envelope) -> No
         )
     ).scalar_one_or_none()
     if current is None or current <= p.effective_date:
-        row = {"cadre_id": p.cadre_id, "name": p.name, "effective_date": p.effective_date}
+        row = {
+            "cadre_id": p.cadre_id,
+            "name": p.name,
+            "effective_date": p.effective_date,
+            "unit_id": p.unit_id,
+        }
         await _put(session, cadres, ["cadre_id"], row | state | _src(env))
     else:  # a back-dated state: keep the latest, but the name is always the newest word
         await session.execute(

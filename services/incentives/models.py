@@ -53,6 +53,8 @@ class Cadre(_Sourced, table=True):
     position: str | None = Field(default=None, max_length=40)
     active: bool = True
     effective_date: date
+    # Where the cadre belongs when no posting says (village cadres): their lines file there.
+    unit_id: uuid.UUID | None = None
 
 
 class CadreState(_Sourced, table=True):

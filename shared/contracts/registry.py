@@ -48,6 +48,7 @@ class CadreUpserted(EventPayload):
     """A cadre was created or changed (name, category, position, status).
 
     `effective_date` is the local date from which this state holds (position changes).
+    `unit_id` is the unit the cadre belongs to when not posted (a village cadre's village).
     """
 
     cadre_id: UUID
@@ -56,6 +57,7 @@ class CadreUpserted(EventPayload):
     position: Position | None = None
     active: bool = True
     effective_date: date
+    unit_id: UUID | None = None
 
 
 @event_type("registry.posting.opened")

@@ -76,6 +76,7 @@ async def cadre(
     effective_date: date = date(2026, 1, 1),
     cadre_id: uuid.UUID | None = None,
     active: bool = True,
+    unit_id: uuid.UUID | None = None,
 ) -> tuple[uuid.UUID, str]:
     cadre_id = cadre_id or new_id()
     event_id = await emit(
@@ -87,6 +88,7 @@ async def cadre(
             position=position,
             active=active,
             effective_date=effective_date,
+            unit_id=unit_id,
         ),
         cadre_id,
     )

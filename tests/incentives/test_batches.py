@@ -24,6 +24,7 @@ from tests.incentives.factories import (
     finance,
     lines_of,
     posting,
+    unit_tree,
 )
 
 
@@ -391,3 +392,17 @@ async def test_a_lock_waits_for_a_handler_in_flight(system, world):
     text = json.dumps({"month": "2026-11", "lines": ordered}, sort_keys=True,
                       separators=(",", ":"), ensure_ascii=False)  # fmt: skip
     assert hashlib.sha256(text.encode()).hexdigest() == locked["content_hash"]
+
+
+async def test_a_village_cadre_never_posted_files_under_their_home_township(system):
+    units = await unit_tree(system)
+    cid, _ = await cadre(
+        system,
+        name="Fan",
+        category="village_cadre",
+        position="committee_member",
+        unit_id=units["village_b"],
+    )
+    batch = await build(system, "2026-11")
+    [line] = [x for x in await lines_of(system, batch["id"]) if x["cadre_id"] == str(cid)]
+    assert (line["township_id"], line["net"]) == (str(units["town_b"]), "2040.00")

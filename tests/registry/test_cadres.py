@@ -30,6 +30,7 @@ async def test_create_announces_the_cadre(system):
             "position": "party_secretary",
             "active": True,
             "effective_date": "2026-11-25",
+            "unit_id": cadre["unit_id"],
         }
     ]
 

@@ -130,6 +130,19 @@ async def cadre_names(session: AsyncSession, cadre_ids: Iterable[UUID]) -> dict[
     return {r[0]: r[1] for r in rows}
 
 
+async def cadre_units(session: AsyncSession, cadre_ids: Iterable[UUID]) -> dict[UUID, UUID]:
+    """The unit each cadre belongs to when no posting says (from CadreUpserted)."""
+    ids = list(cadre_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(cadres.c.cadre_id, cadres.c.unit_id).where(
+            cadres.c.cadre_id.in_(ids), cadres.c.unit_id.is_not(None)
+        )
+    )
+    return {r[0]: r[1] for r in rows}
+
+
 async def townships_of(session: AsyncSession, unit_ids: Iterable[UUID]) -> dict[UUID, UUID]:
     """The township (ancestor or self of kind township) of each unit known so far."""
     ids = [u for u in set(unit_ids) if u is not None]

@@ -14,6 +14,7 @@ from services.incentives.models import batch_guard, batches, lines
 from services.incentives.rules import ZERO, CadreFacts, Result, fmt
 from services.incentives.service.facts import (
     cadre_names,
+    cadre_units,
     cursor_uuid,
     home_unit,
     subtree,
@@ -121,10 +122,12 @@ async def line_rows(
     posting in its month (names and townships read in bulk)."""
     specs = [s for s in specs if s.carries_something()]
     names = await cadre_names(session, {s.cadre_id for s in specs})
+    belongs = await cadre_units(session, {s.cadre_id for s in specs})
     homes = {}
     for s in specs:
         first = parse_month(s.month)
-        homes[(s.cadre_id, s.month)] = home_unit(facts[s.cadre_id], first, month_end(first))
+        posted = home_unit(facts[s.cadre_id], first, month_end(first))
+        homes[(s.cadre_id, s.month)] = posted or belongs.get(s.cadre_id)
     towns = await townships_of(session, homes.values())
     rows = []
     for s in specs:

@@ -48,6 +48,7 @@ def cadre_event(cadre: Cadre, effective: date) -> tuple[CadreUpserted, uuid.UUID
         position=cadre.position,
         active=cadre.active,
         effective_date=effective,
+        unit_id=cadre.unit_id,
     )
     return payload, cadre.id
 
