@@ -64,6 +64,7 @@ async def on_cadre(session: AsyncSession, p: CadreUpserted, _: Envelope) -> None
         "category": p.category.value,
         "position": p.position.value if p.position else None,
         "active": p.active,
+        "unit_id": p.unit_id,
     }
     await _upsert(session, CADRES, row, "cadre_id")
 

@@ -85,6 +85,8 @@ class Cadre(Base, table=True):
     category: str = Field(sa_type=String(30))
     position: str | None = Field(default=None, sa_type=String(30))
     active: bool = True
+    # The unit the cadre belongs to when not posted (a village cadre's village).
+    unit_id: uuid.UUID | None = None
 
 
 class Posting(Base, table=True):

@@ -76,15 +76,21 @@ async def tree(system: System) -> Tree:
 
 
 async def cadre(
-    system: System, name: str = "张永方", cadre_id: uuid.UUID | None = None
+    system: System,
+    name: str = "张永方",
+    cadre_id: uuid.UUID | None = None,
+    *,
+    category: CadreCategory = CadreCategory.first_secretary,
+    unit_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
     cadre_id = cadre_id or uuid.uuid4()
     await system.emit(
         CadreUpserted(
             cadre_id=cadre_id,
             name=name,
-            category=CadreCategory.first_secretary,
+            category=category,
             effective_date=date(2026, 1, 1),
+            unit_id=unit_id,
         ),
         key=cadre_id,
     )

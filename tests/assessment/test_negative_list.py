@@ -33,6 +33,13 @@ async def test_an_entry_is_filed_under_the_unit_of_the_posting_on_its_date(syste
     assert len(await f.negative_list(system, "2026-11", unit_id=t.county)) == 2
 
 
+async def test_a_cadre_never_posted_files_under_their_own_unit(system, t):
+    village_cadre = await f.cadre(system, category=f.CadreCategory.village_cadre, unit_id=t.village)
+    await f.finding(system, village_cadre, f.local(2026, 11, 10, 15))
+    [entry] = await f.negative_list(system, "2026-11", unit_id=t.township)
+    assert (entry["subject_id"], entry["unit_id"]) == (str(village_cadre), str(t.village))
+
+
 async def test_the_list_is_per_month_by_entry_date(system, t):
     c = await f.posted_cadre(system, t.village)
     await f.finding(system, c, f.local(2026, 10, 31, 23, 59))

@@ -140,9 +140,24 @@ def posting_on(postings: list, day: date):
     return None
 
 
-async def unit_on(session: AsyncSession, cadre_id: uuid.UUID, day: date) -> uuid.UUID | None:
-    posting = posting_on((await postings_of(session, [cadre_id]))[cadre_id], day)
-    return posting.unit_id if posting else None
+async def units_on(
+    session: AsyncSession, wanted: list[tuple[uuid.UUID, date]]
+) -> list[uuid.UUID | None]:
+    """Where each (cadre, date) files: the posting's unit on that date, else the cadre's own
+    unit (a village cadre who is never posted belongs to their village)."""
+    cadre_ids = list({c for c, _ in wanted})
+    postings = await postings_of(session, cadre_ids)
+    home: dict[uuid.UUID, uuid.UUID | None] = {}
+    for part in chunks(cadre_ids):
+        rows = await session.execute(
+            select(CADRES.c.cadre_id, CADRES.c.unit_id).where(CADRES.c.cadre_id.in_(part))
+        )
+        home.update(rows.all())
+    units = []
+    for cadre_id, day in wanted:
+        posting = posting_on(postings[cadre_id], day)
+        units.append(posting.unit_id if posting else home.get(cadre_id))
+    return units
 
 
 async def fences_of(session: AsyncSession, unit_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Any]:

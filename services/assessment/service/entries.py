@@ -20,9 +20,8 @@ from services.assessment.service.common import (
     after_key,
     chunks,
     emit,
-    posting_on,
-    postings_of,
     subtree,
+    units_on,
 )
 from shared.clock import format_month, month_end, parse_month
 from shared.contracts.assessment import (
@@ -79,16 +78,17 @@ async def record_entries(
     """File entries (one active per source: a repeat is ignored) and open their actions."""
     if not new:
         return []
-    unplaced = [e.subject_id for e in new if e.subject_type == SubjectType.cadre and not e.unit_id]
-    postings = await postings_of(session, unplaced) if unplaced else {}
+    unplaced = [
+        (e.subject_id, e.date) for e in new if e.subject_type == SubjectType.cadre and not e.unit_id
+    ]
+    placed = dict(zip(unplaced, await units_on(session, unplaced), strict=True)) if unplaced else {}
     rows = []
     for e in new:
         unit_id = e.unit_id
         if unit_id is None and e.subject_type == SubjectType.unit:
             unit_id = e.subject_id
         elif unit_id is None:
-            posting = posting_on(postings.get(e.subject_id, []), e.date)
-            unit_id = posting.unit_id if posting else None
+            unit_id = placed[(e.subject_id, e.date)]
         rows.append(
             {
                 "id": uuid.uuid4(),

@@ -20,7 +20,7 @@ from services.assessment.service.common import (
     ensure_cadre,
     ensure_unit,
     subtree,
-    unit_on,
+    units_on,
 )
 from services.assessment.service.entries import NewEntry, record_entries, revoke_entries
 from services.assessment.settings import AssessmentSettings
@@ -65,7 +65,7 @@ async def post(
     day = local_date(observed)
     if body.subject_type == SubjectType.cadre:
         await ensure_cadre(session, body.subject_id)
-        unit_id = await unit_on(session, body.subject_id, day)
+        [unit_id] = await units_on(session, [(body.subject_id, day)])
     else:
         await ensure_unit(session, body.subject_id)
         unit_id = body.subject_id
