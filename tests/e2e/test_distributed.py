@@ -106,40 +106,50 @@ async def count_sign_ins(api: Api, cadre_ids: list[str]) -> int:
         await conn.close()
 
 
-async def test_broker_paused_sign_ins_still_accepted_and_events_flow_after(api: Api):
-    monday, good, short, tokens = await seed(api)
+async def undisturbed(embedded_api: Api) -> dict:
+    """The scenario's outcome in the embedded app, with nothing going wrong."""
+    reference = Scenario(embedded_api)
+    await reference.seed()
+    await reference.load()
+    await reference.conclude()
+    return await reference.snapshot()
+
+
+async def ends_as(run: Scenario, expected: dict) -> None:
+    assert await count_sign_ins(run.api, list(run.cadres.values())) == len(run.sign_ins())
+    await run.conclude()
+    diffs = differences(await run.snapshot(), expected)
+    assert not diffs, "\n".join(diffs)
+
+
+async def test_broker_paused_sign_ins_still_accepted_and_the_end_equals_the_embedded_run(
+    api: Api, embedded_api: Api
+):
+    expected = await undisturbed(embedded_api)
+    run = Scenario(api)
+    await run.seed()
     pid = RUNNING[api.stack.bootstrap]
-    os.kill(pid, signal.SIGSTOP)
+
+    async def pause(step: int) -> None:
+        if step == 2:
+            os.kill(pid, signal.SIGSTOP)
+        elif step == 24:  # sign-ins and findings all answered 2xx meanwhile (Api.call checks)
+            health = (await api.clients["assessment"].get("/assessment/health")).json()
+            assert health["outbox"]["unsent"] >= 20
+            os.kill(pid, signal.SIGCONT)
+
     try:
-        items = presence_items(short["id"], monday, DAYS, NIGHTS)
-        for item in items:
-            r = await api.clients["assessment"].post(
-                "/assessment/v1/sign-ins", json=item, headers=tokens[short["id"]]
-            )
-            assert r.status_code == 201, r.text
-        health = (await api.clients["assessment"].get("/assessment/health")).json()
-        assert health["outbox"]["unsent"] >= len(items)
+        await run.load(pause)
     finally:
         os.kill(pid, signal.SIGCONT)
     await api.settle(timeout=120)
-    assert await count_sign_ins(api, [short["id"]]) == len(items)
-    week = week_label(monday)
-    await api.call("POST", f"/assessment/v1/weeks/{week}/close")
-    presence = await api.call(
-        "GET", f"/assessment/v1/cadres/{short['id']}/presence", params={"week": week}
-    )
-    assert (presence["days"], presence["nights"], presence["compliant"]) == (5, 4, True)
+    await ends_as(run, expected)
 
 
 async def test_kill_9_of_each_service_under_load_ends_where_the_embedded_run_ends(
     api: Api, embedded_api: Api
 ):
-    reference = Scenario(embedded_api)
-    await reference.seed()
-    await reference.load()
-    await reference.conclude()
-    expected = await reference.snapshot()
-
+    expected = await undisturbed(embedded_api)
     run = Scenario(api)
     await run.seed()
     stack = api.stack
@@ -159,20 +169,11 @@ async def test_kill_9_of_each_service_under_load_ends_where_the_embedded_run_end
             stack.wait_healthy()
 
     await run.load(faults)
-    sent = len(run.sign_ins())
-    assert await count_sign_ins(api, list(run.cadres.values())) == sent
-    await run.conclude()
-    diffs = differences(await run.snapshot(), expected)
-    assert not diffs, "\n".join(diffs)
+    await ends_as(run, expected)
 
 
 async def test_a_second_assessment_replica_joins_and_leaves_under_load(api: Api, embedded_api: Api):
-    reference = Scenario(embedded_api)
-    await reference.seed()
-    await reference.load()
-    await reference.conclude()
-    expected = await reference.snapshot()
-
+    expected = await undisturbed(embedded_api)
     run = Scenario(api)
     await run.seed()
     stack, client = api.stack, api.clients["assessment"]
@@ -188,10 +189,7 @@ async def test_a_second_assessment_replica_joins_and_leaves_under_load(api: Api,
             stack.kill("assessment-b")
 
     await run.load(replica)
-    assert await count_sign_ins(api, list(run.cadres.values())) == len(run.sign_ins())
-    await run.conclude()
-    diffs = differences(await run.snapshot(), expected)
-    assert not diffs, "\n".join(diffs)
+    await ends_as(run, expected)
 
 
 async def test_poison_event_to_dlq_consumers_go_on_and_the_cli_inspects_and_replays(api: Api):
