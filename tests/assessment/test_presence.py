@@ -414,3 +414,20 @@ async def test_a_scoped_reader_sees_only_its_subtree(system):
             f"/assessment/v1/units/{unit_id}/presence", params={"week": W47}, headers=scoped
         )
         assert r.status_code == status
+
+
+async def test_a_scoped_reader_reads_one_cadre_only_inside_its_subtree(system):
+    t = await f.tree(system)
+    inside = await f.posted_cadre(system, t.village)
+    outside = await f.posted_cadre(system, t.other_village)
+    scoped = system.headers(Role.org_admin, unit_id=t.township)
+    for cadre_id, status in ((inside, 200), (outside, 403)):
+        r = await system.client.get(
+            f"/assessment/v1/cadres/{cadre_id}/presence", params={"week": W47}, headers=scoped
+        )
+        assert r.status_code == status, r.text
+    unscoped = system.headers(Role.org_admin)
+    r = await system.client.get(
+        f"/assessment/v1/cadres/{outside}/presence", params={"week": W47}, headers=unscoped
+    )
+    assert r.status_code == 200

@@ -8,9 +8,11 @@ from fastapi import APIRouter, Query
 from services.assessment.api.deps import OrgAdmin, Policy, Reader, Session
 from services.assessment.schemas import Presence, WeekClose
 from services.assessment.service import presence
-from services.assessment.service.common import scoped_unit
+from services.assessment.service.common import scoped_unit, units_on
 from shared.auth import CurrentPrincipal
+from shared.clock import parse_week
 from shared.contracts.enums import Role
+from shared.errors import Forbidden
 from shared.pagination import Page, Paging
 from shared.runtime import ClockDep
 
@@ -24,6 +26,12 @@ async def cadre_presence(
 ) -> dict[str, Any]:
     """Days, nights and leave days of a cadre's ISO week; judged once the week is closed."""
     principal.ensure_self_or(cadre_id, Role.org_admin, Role.auditor)
+    if principal.unit_id and not principal.has(Role.auditor) and not principal.is_self(cadre_id):
+        # A scoped org_admin reads cadres filed in its subtree that week (DESIGN.md §8).
+        [filed] = await units_on(session, [(cadre_id, parse_week(week))])
+        if filed is None:
+            raise Forbidden("that cadre is outside your scope", code="out_of_scope")
+        await scoped_unit(session, principal.unit_id, filed)
     return await presence.presence_of(session, cadre_id, week, policy=policy)
 
 
