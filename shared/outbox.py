@@ -6,10 +6,9 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -137,7 +136,6 @@ class Relay:
         self.linger_seconds = linger_seconds
         self._wake = asyncio.Event()
         self._lock_key = zlib.crc32(f"outbox:{name}".encode())
-        self.published = 0
 
     def wake(self) -> None:
         self._wake.set()
@@ -173,7 +171,6 @@ class Relay:
                 .where(OUTBOX.c.id.in_([r.id for r in rows]))
                 .values(published_at=self.clock.now())
             )
-        self.published += len(rows)
         return len(rows)
 
     async def _run_once_sqlite(self, session: AsyncSession) -> int:
@@ -190,7 +187,6 @@ class Relay:
                 .where(OUTBOX.c.id.in_([r.id for r in rows]))
                 .values(published_at=self.clock.now())
             )
-        self.published += len(rows)
         return len(rows)
 
     async def drain(self) -> int:
@@ -232,15 +228,9 @@ async def backlog(session: AsyncSession, now: datetime) -> dict[str, Any]:
         )
     ).one()
     oldest = row[1]
-    if oldest is not None and oldest.tzinfo is None:
-        from datetime import UTC
-
+    if oldest is not None and oldest.tzinfo is None:  # SQLite hands back naive UTC
         oldest = oldest.replace(tzinfo=UTC)
     return {
         "unsent": row[0],
         "oldest_age_seconds": (now - oldest).total_seconds() if oldest else 0.0,
     }
-
-
-def body_of(row_body: str) -> dict[str, Any]:
-    return orjson.loads(row_body)

@@ -223,10 +223,6 @@ def _service_routes(name: str) -> APIRouter:
     return router
 
 
-def runtime(request: Request, name: str) -> ServiceRuntime:
-    return request.app.state.runtimes[name]
-
-
 def session_dependency(name: str) -> Callable[[Request], AsyncIterator[AsyncSession]]:
     """The dependency that owns a request's transaction for service `name` (use SessionDep)."""
 

@@ -3,7 +3,6 @@
 Defaults run embedded: SQLite files under var/, events through the local bus.
 """
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -66,8 +65,3 @@ class ServiceSettings(BaseSettings):
 
     def url_or_default(self, name: str, var_dir: Path) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{var_dir / f'{name}.sqlite'}"
-
-
-@lru_cache
-def get_settings() -> KernelSettings:
-    return KernelSettings()
