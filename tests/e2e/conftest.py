@@ -14,12 +14,13 @@ import pytest
 from services.main import embedded_app
 from shared.settings import KernelSettings
 from tests.e2e.api import Api
+from tests.infra.kafka import broker_kinds
 from tests.infra.stack import SERVICES, Stack
 
 
 @pytest.fixture
 def stack(pg_base_dsn, broker_pool, tmp_path_factory) -> Iterator[Stack]:
-    broker = broker_pool.get("external" if "external" in broker_pool_kinds() else "tansu")
+    broker = broker_pool.get("external" if "external" in broker_kinds() else "tansu")
     # A stack per test: a week one test closed would make another's sign-ins late ones.
     # The tests close weeks themselves; the scheduler would close the same week on start.
     stack = Stack(
@@ -42,12 +43,6 @@ def stack(pg_base_dsn, broker_pool, tmp_path_factory) -> Iterator[Stack]:
     finally:
         stack.down()
         stack.drop_databases()
-
-
-def broker_pool_kinds() -> list[str]:
-    from tests.infra.kafka import broker_kinds
-
-    return broker_kinds()
 
 
 @pytest.fixture
