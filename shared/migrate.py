@@ -2,6 +2,12 @@
 
 Each service keeps `migrations/` (env.py + versions/) beside its models; env.py calls
 `run_migrations(metadata)`. New revision: `make migration SERVICE=registry MSG="..."`.
+
+Tables every service needs (audit log, entity versions, user token versions) are defined
+once in the kernel and migrated by the kernel's own branch, `shared/migrations/versions/`
+(branch label "kernel"), which every service database carries beside its own; those
+revisions are written by hand. The outbox and inbox predate that branch and stay in each
+service's first revision.
 """
 
 import sys
@@ -14,10 +20,15 @@ from sqlalchemy import MetaData, create_engine, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+KERNEL_VERSIONS = Path(__file__).parent / "migrations" / "versions"
+KERNEL_BRANCH = "kernel"
+
 
 def alembic_config(script_location: Path) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(script_location))
+    cfg.set_main_option("version_locations", f"{script_location / 'versions'} {KERNEL_VERSIONS}")
+    cfg.set_main_option("path_separator", "space")
     cfg.set_main_option("file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(slug)s")
     return cfg
 
@@ -45,7 +56,7 @@ def _configure_and_run(connection: Connection, metadata: MetaData) -> None:
         context.run_migrations()
 
 
-async def upgrade(engine: AsyncEngine, script_location: Path, revision: str = "head") -> None:
+async def upgrade(engine: AsyncEngine, script_location: Path, revision: str = "heads") -> None:
     cfg = alembic_config(script_location)
 
     def _run(conn: Connection) -> None:
@@ -79,8 +90,18 @@ def new_revision(service: str, message: str) -> None:
         url = f"sqlite:///{Path(tmp) / 'scratch.sqlite'}"
         cfg = alembic_config(spec.migrations)
         cfg.set_main_option("sqlalchemy.url", url)
-        command.upgrade(cfg, "head")
-        command.revision(cfg, message=message, autogenerate=True)
+        command.upgrade(cfg, "heads")
+        command.revision(cfg, message=message, autogenerate=True, head=_service_head(cfg))
+
+
+def _service_head(cfg: Config) -> str:
+    """The head of the service's own branch (the kernel branch is the other head)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(cfg)
+    kernel = {r.revision for r in script.iterate_revisions(f"{KERNEL_BRANCH}@head", "base")}
+    [head] = [h for h in script.get_heads() if h not in kernel]
+    return head
 
 
 if __name__ == "__main__":
