@@ -2,6 +2,7 @@
 
 frontline run                      all three services in one process (embedded)
 frontline serve registry           one service (distributed mode: PostgreSQL + Kafka)
+frontline migrate registry ...     upgrade services' databases (a release's migration job)
 """
 
 import argparse
@@ -13,8 +14,10 @@ import sys
 import orjson
 import uvicorn
 
-from services.main import SERVICES, embedded_app, service_app
+from services.main import SERVICES, embedded_app, service_app, specs
 from shared import dlq
+from shared.db import make_engine
+from shared.migrate import upgrade
 from shared.runtime import make_transport
 from shared.settings import KernelSettings
 
@@ -45,7 +48,18 @@ async def _dlq(kernel: KernelSettings, action: str, topic: str, offsets: list[in
         await transport.stop()
 
 
-def main(argv: list[str] | None = None) -> None:
+async def _migrate(kernel: KernelSettings, names: list[str]) -> None:
+    for spec in specs(names):
+        settings = spec.settings_cls()
+        engine = make_engine(settings.url_or_default(spec.name, kernel.var_dir))
+        try:
+            await upgrade(engine, spec.migrations)
+        finally:
+            await engine.dispose()
+        print(f"{spec.name}: schema at head", flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frontline")
     sub = parser.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="all three services in one process (embedded)")
@@ -55,11 +69,28 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("service", choices=SERVICES)
     serve.add_argument("--port", type=int)
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    mig = sub.add_parser("migrate", help="upgrade services' databases to the latest schema")
+    # No `choices` here: argparse checks the whole default list against them and refuses it.
+    mig.add_argument("services", nargs="*", metavar="SERVICE", help=", ".join(SERVICES))
     dead = sub.add_parser("dlq", help="inspect or replay a dead-letter topic")
     dead.add_argument("action", choices=("list", "replay"))
     dead.add_argument("topic", help="e.g. frontline.assessment.dlq")
     dead.add_argument("--offset", type=int, action="append", help="only these offsets")
+    return parser
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if args.cmd == "migrate":
+        if unknown := set(args.services) - set(SERVICES):
+            parser.error(f"unknown service(s): {', '.join(sorted(unknown))}")
+        args.services = args.services or list(SERVICES)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
 
     logging.basicConfig(
         level=os.environ.get("FRONTLINE_LOG_LEVEL", "INFO"),
@@ -67,7 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     kernel = KernelSettings()
-    if args.cmd == "dlq":
+    if args.cmd == "migrate":
+        asyncio.run(_migrate(kernel, args.services))
+    elif args.cmd == "dlq":
         asyncio.run(_dlq(kernel, args.action, args.topic, args.offset))
     elif args.cmd == "run":
         _announce(kernel, args.port)

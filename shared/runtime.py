@@ -3,10 +3,14 @@ service (distributed) or all three (embedded) under the same paths.
 """
 
 import asyncio
+import functools
 import logging
+import os
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -146,6 +150,18 @@ class ServiceRuntime:
         report["status"] = "ok" if report["database"] == "ok" else "degraded"
         return report
 
+    async def version(self) -> dict[str, Any]:
+        """What is running: the package, the commit it was built from, the schema heads."""
+        async with self.sessionmaker() as s:
+            heads = (await s.execute(text("SELECT version_num FROM alembic_version"))).scalars()
+            schema = sorted(heads)
+        return {
+            "service": self.name,
+            "version": package_version(),
+            "git_sha": git_sha(),
+            "schema": schema,
+        }
+
     async def settled(self) -> bool:
         async with self.sessionmaker() as s:
             if (await backlog(s, self.clock.now()))["unsent"]:
@@ -155,6 +171,31 @@ class ServiceRuntime:
             sent = self.transport.sent
             return all(self.runner.seen[t] >= sent[t] for t in self.runner.handlers.topics())
         return True
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("frontline")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@functools.cache
+def git_sha() -> str:
+    """FRONTLINE_GIT_SHA (set by the image build), else the checkout's HEAD, else unknown."""
+    if sha := os.environ.get("FRONTLINE_GIT_SHA"):
+        return sha
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
 def make_transport(kernel: KernelSettings, client_id: str = "frontline") -> Transport:
@@ -215,6 +256,14 @@ def _service_routes(name: str) -> APIRouter:
     async def health(request: Request) -> JSONResponse:
         report = await request.app.state.runtimes[name].health()
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+
+    @router.get("/health/live", summary=f"{name}: the process answers (liveness)")
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/version", summary=f"{name}: package version, git sha, schema revision")
+    async def version(request: Request) -> dict[str, Any]:
+        return await request.app.state.runtimes[name].version()
 
     @router.get("/asyncapi.json", summary="The event catalogue as AsyncAPI")
     async def asyncapi() -> dict[str, Any]:

@@ -25,3 +25,30 @@ async def test_asyncapi_lists_every_event_type(system):
     doc = (await system.client.get("/assessment/asyncapi.json")).json()
     assert "assessment.finding.posted" in doc["components"]["messages"]
     assert "frontline.registry" in doc["channels"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+async def test_liveness_and_version(system, name):
+    assert (await system.client.get(f"/{name}/health/live")).json() == {"status": "ok"}
+    body = (await system.client.get(f"/{name}/version")).json()
+    assert body["service"] == name and body["version"] == "0.1.0"
+    assert len(body["git_sha"]) == 40  # the tests run in a git checkout
+    # The service's own head and the kernel branch's.
+    assert len(body["schema"]) == 2
+
+
+async def test_the_migrate_command_brings_every_database_to_the_schema_heads(tmp_path):
+    from services.cli import _migrate
+    from services.main import specs
+    from shared.db import make_engine
+    from shared.settings import KernelSettings
+
+    await _migrate(KernelSettings(var_dir=tmp_path), list(SERVICES))
+    for spec in specs(SERVICES):
+        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / f'{spec.name}.sqlite'}")
+        async with engine.connect() as conn:
+            names = await conn.run_sync(
+                lambda c: set(c.dialect.get_table_names(c)) - {"alembic_version"}
+            )
+        await engine.dispose()
+        assert names == set(spec.metadata.tables)
