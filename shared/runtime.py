@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,9 @@ from shared.db import make_engine, make_sessionmaker
 from shared.errors import install_error_handlers
 from shared.events import catalogue
 from shared.inbox import ConsumerRunner, Handlers
+from shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from shared.metrics import RequestMetrics
+from shared.metrics import render as render_metrics
 from shared.migrate import upgrade
 from shared.outbox import Relay, backlog
 from shared.settings import KernelSettings, ServiceSettings
@@ -150,6 +153,25 @@ class ServiceRuntime:
         report["status"] = "ok" if report["database"] == "ok" else "degraded"
         return report
 
+    async def metrics_state(self) -> dict[str, Any]:
+        """What the scrape reads live: backlog, lag per topic and partition, pool in use."""
+        state: dict[str, Any] = {"outbox": None, "lag": {}}
+        try:
+            async with self.sessionmaker() as s:
+                state["outbox"] = await backlog(s, self.clock.now())
+        except Exception:  # a scrape must answer whatever is down; health says what
+            log.debug("%s: backlog unavailable for metrics", self.name, exc_info=True)
+        if self.runner:
+            try:
+                async with asyncio.timeout(5):
+                    lag = await self.runner.lag()
+                state["lag"] = {(topic, "all"): n for topic, n in lag.items()}
+            except Exception:
+                log.debug("%s: lag unavailable for metrics", self.name, exc_info=True)
+        checkedout = getattr(self.engine.sync_engine.pool, "checkedout", None)
+        state["pool_in_use"] = checkedout() if checkedout else 0
+        return state
+
     async def version(self) -> dict[str, Any]:
         """What is running: the package, the commit it was built from, the schema heads."""
         async with self.sessionmaker() as s:
@@ -243,6 +265,7 @@ def build_app(
     app.state.kernel, app.state.clock, app.state.transport = kernel, clock, transport
     app.state.runtimes = {}
     install_error_handlers(app)
+    app.add_middleware(RequestMetrics)
     for spec in specs:
         app.include_router(spec.router, prefix=f"/{spec.name}")
         app.include_router(_service_routes(spec.name), prefix=f"/{spec.name}")
@@ -256,6 +279,11 @@ def _service_routes(name: str) -> APIRouter:
     async def health(request: Request) -> JSONResponse:
         report = await request.app.state.runtimes[name].health()
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+
+    @router.get("/metrics", summary=f"{name}: Prometheus metrics", response_class=Response)
+    async def metrics(request: Request) -> Response:
+        body = await render_metrics(request.app.state.runtimes[name])
+        return Response(body, media_type=METRICS_CONTENT_TYPE)
 
     @router.get("/health/live", summary=f"{name}: the process answers (liveness)")
     async def live() -> dict[str, str]:
