@@ -3,6 +3,7 @@
 frontline run                      all three services in one process (embedded)
 frontline serve registry           one service (distributed mode: PostgreSQL + Kafka)
 frontline migrate registry ...     upgrade services' databases (a release's migration job)
+frontline dlq list|replay|discard TOPIC [--partition P --offset O]   dead letters
 """
 
 import argparse
@@ -16,6 +17,7 @@ import uvicorn
 
 from services.main import SERVICES, embedded_app, service_app, specs
 from shared import dlq
+from shared.clock import Clock
 from shared.db import make_engine
 from shared.migrate import upgrade
 from shared.runtime import make_transport
@@ -34,18 +36,26 @@ def _announce(kernel: KernelSettings, port: int) -> None:
         print(f"  bootstrap admin: {user}", flush=True)
 
 
-async def _dlq(kernel: KernelSettings, action: str, topic: str, offsets: list[int] | None) -> None:
+async def _dlq(kernel: KernelSettings, action: str, topic: str, at: dlq.Position | None) -> int:
     transport = make_transport(kernel, "frontline-dlq")
     await transport.start()
+    now = Clock().now()
     try:
         if action == "list":
-            for m in await dlq.read(transport, topic):
-                print(orjson.dumps(dlq.describe(m)).decode())
-        else:
-            n = await dlq.replay(transport, topic, offsets=set(offsets) if offsets else None)
+            for entry in await dlq.entries(transport, topic, at):
+                print(orjson.dumps(entry).decode())
+        elif action == "replay":
+            n = await dlq.replay(transport, topic, now=now, at=at)
             print(f"replayed {n} event(s) from {topic}")
+        else:
+            n = await dlq.discard(transport, topic, now=now, at=at)
+            print(f"discarded {n} dead letter(s) in {topic}")
+    except dlq.NotADeadLetter as exc:
+        print(f"{topic}: {exc}", file=sys.stderr)
+        return 2
     finally:
         await transport.stop()
+    return 0
 
 
 async def _migrate(kernel: KernelSettings, names: list[str]) -> None:
@@ -72,10 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="upgrade services' databases to the latest schema")
     # No `choices` here: argparse checks the whole default list against them and refuses it.
     mig.add_argument("services", nargs="*", metavar="SERVICE", help=", ".join(SERVICES))
-    dead = sub.add_parser("dlq", help="inspect or replay a dead-letter topic")
-    dead.add_argument("action", choices=("list", "replay"))
+    dead = sub.add_parser(
+        "dlq",
+        help="list, replay or discard dead letters",
+        description="list: every dead letter with its status (dead, replayed, discarded). "
+        "replay: the one named by --partition and --offset, else every one still dead. "
+        "discard: the one named (required); the decision is kept on the topic.",
+    )
+    dead.add_argument("action", choices=("list", "replay", "discard"))
     dead.add_argument("topic", help="e.g. frontline.assessment.dlq")
-    dead.add_argument("--offset", type=int, action="append", help="only these offsets")
+    dead.add_argument("--partition", type=int, help="the dead letter's DLQ partition")
+    dead.add_argument("--offset", type=int, help="the dead letter's DLQ offset")
     return parser
 
 
@@ -86,6 +103,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         if unknown := set(args.services) - set(SERVICES):
             parser.error(f"unknown service(s): {', '.join(sorted(unknown))}")
         args.services = args.services or list(SERVICES)
+    if args.cmd == "dlq":
+        if (args.partition is None) != (args.offset is None):
+            parser.error("--partition and --offset name a dead letter together")
+        if args.action == "discard" and args.offset is None:
+            parser.error("discard needs --partition and --offset")
+        args.at = None if args.offset is None else (args.partition, args.offset)
     return args
 
 
@@ -101,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.cmd == "migrate":
         asyncio.run(_migrate(kernel, args.services))
     elif args.cmd == "dlq":
-        asyncio.run(_dlq(kernel, args.action, args.topic, args.offset))
+        sys.exit(asyncio.run(_dlq(kernel, args.action, args.topic, args.at)))
     elif args.cmd == "run":
         _announce(kernel, args.port)
         uvicorn.run(embedded_app(kernel=kernel), host=args.host, port=args.port, log_level="info")

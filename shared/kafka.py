@@ -124,9 +124,9 @@ class KafkaTransport:
         finally:
             await consumer.stop()
 
-    async def read(self, topic: str, start: int = 0, limit: int = 1000) -> list[Message]:
-        """Read a topic from the beginning without a group (DLQ inspection): every partition,
-        until a poll comes back empty."""
+    async def read(self, topic: str) -> list[Message]:
+        """The whole topic as it stands, without a group (DLQ inspection): every partition
+        read up to the end offset it had when the read began."""
         consumer = AIOKafkaConsumer(**self._common(), enable_auto_commit=False)
         await consumer.start()
         try:
@@ -137,14 +137,22 @@ class KafkaTransport:
                 return []
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
             out: list[Message] = []
-            while len(out) < limit:
+            loop = asyncio.get_running_loop()
+            stalled_after = loop.time() + self.settings.request_timeout_ms / 1000
+            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
                 batch = await consumer.getmany(timeout_ms=1000)
-                if not batch:
-                    break
-                for records in batch.values():
-                    out.extend(_message(topic, r) for r in records if r.offset >= start)
-            return out[:limit]
+                if batch:
+                    stalled_after = loop.time() + self.settings.request_timeout_ms / 1000
+                elif loop.time() > stalled_after:
+                    raise TimeoutError(f"reading {topic}: no records before its end offsets")
+                for tp, records in batch.items():
+                    out.extend(_message(topic, r) for r in records)
+                    # A broker that answers ListOffsets with the last batch's base offset
+                    # (Tansu) is corrected by the high watermark of the fetch.
+                    ends[tp] = max(ends[tp], consumer.highwater(tp) or 0)
+            return out
         finally:
             await consumer.stop()
 

@@ -63,7 +63,7 @@ class Transport(Protocol):
     async def publish(self, records: list[Record]) -> None: ...
     def consumer(self, group: str, topics: list[str]) -> Consumer: ...
     async def lag(self, group: str, topics: list[str]) -> dict[str, int]: ...
-    async def read(self, topic: str, start: int = 0, limit: int = 1000) -> list[Message]: ...
+    async def read(self, topic: str) -> list[Message]: ...
 
 
 _md = MetaData()
@@ -163,15 +163,10 @@ class LocalBus:
             heads = dict(rows.all())
         return {t: heads.get(t, -1) + 1 - done.get(t, 0) for t in topics}
 
-    async def read(self, topic: str, start: int = 0, limit: int = 1000) -> list[Message]:
-        """Read a topic from an offset without a group (DLQ inspection)."""
+    async def read(self, topic: str) -> list[Message]:
+        """The whole topic as it stands, without a group (DLQ inspection)."""
         async with self.sessionmaker() as s:
-            rows = await s.execute(
-                select(BUS)
-                .where(BUS.c.topic == topic, BUS.c.offset >= start)
-                .order_by(BUS.c.offset)
-                .limit(limit)
-            )
+            rows = await s.execute(select(BUS).where(BUS.c.topic == topic).order_by(BUS.c.offset))
             return [_message(r) for r in rows]
 
 

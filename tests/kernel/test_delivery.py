@@ -147,11 +147,11 @@ async def test_dead_letter_can_be_inspected_and_replayed_after_a_fix(kernel, toy
         assert "poison note" in entry["error"]
         assert await tally(app, "r") is None
         monkeypatch.setattr(toy, "POISON_IS_FATAL", False)  # the fix is deployed
-        assert await dlq.replay(transport, "frontline.toy.dlq") == 1
+        assert await dlq.replay(transport, "frontline.toy.dlq", now=app.state.clock.now()) == 1
         await settle(app)
         assert (await tally(app, "r")).count == 1
         # Replaying again changes nothing: the inbox knows the event id.
-        await dlq.replay(transport, "frontline.toy.dlq")
+        await dlq.replay(transport, "frontline.toy.dlq", now=app.state.clock.now())
         await settle(app)
         assert (await tally(app, "r")).count == 1
 
