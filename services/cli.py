@@ -4,6 +4,7 @@ frontline run                      all three services in one process (embedded)
 frontline serve registry           one service (distributed mode: PostgreSQL + Kafka)
 frontline migrate registry ...     upgrade services' databases (a release's migration job)
 frontline dlq list|replay|discard TOPIC [--partition P --offset O]   dead letters
+frontline seed --profile demo      a small live county (anlong: the seed report's county)
 """
 
 import argparse
@@ -69,6 +70,34 @@ async def _migrate(kernel: KernelSettings, names: list[str]) -> None:
         print(f"{spec.name}: schema at head", flush=True)
 
 
+def _seed(kernel: KernelSettings, args: argparse.Namespace) -> None:
+    """Credentials: FRONTLINE_USERNAME/FRONTLINE_PASSWORD, else the bootstrap admin's."""
+    from services import seed
+
+    username = os.environ.get("FRONTLINE_USERNAME") or kernel.bootstrap_admin_username or "admin"
+    password = os.environ.get("FRONTLINE_PASSWORD") or kernel.bootstrap_admin_password
+    if not password:
+        sys.exit("set FRONTLINE_PASSWORD (an org_admin's) or FRONTLINE_BOOTSTRAP_ADMIN_PASSWORD")
+
+    def progress(what: str, done: int, total: int) -> None:
+        print(f"  {what}: {min(done, total)}/{total}", flush=True)
+
+    result = asyncio.run(
+        seed.run(
+            args.profile,
+            base_url=args.base_url,
+            username=username,
+            password=password,
+            scale=args.scale,
+            progress=progress,
+        )
+    )
+    logins = result.pop("logins", {})
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    for name, secret in logins.items():
+        print(f"  login {name} / {secret}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frontline")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -82,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="upgrade services' databases to the latest schema")
     # No `choices` here: argparse checks the whole default list against them and refuses it.
     mig.add_argument("services", nargs="*", metavar="SERVICE", help=", ".join(SERVICES))
+    seed = sub.add_parser("seed", help="load a county through the services' HTTP write paths")
+    seed.add_argument("--profile", choices=("anlong", "demo"), default="demo")
+    seed.add_argument("--scale", type=float, default=1.0, help="anlong: a fraction of every count")
+    seed.add_argument(
+        "--base-url", default=os.environ.get("FRONTLINE_URL", "http://127.0.0.1:8000")
+    )
     dead = sub.add_parser(
         "dlq",
         help="list, replay or discard dead letters",
@@ -121,7 +156,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     kernel = KernelSettings()
-    if args.cmd == "migrate":
+    if args.cmd == "seed":
+        _seed(kernel, args)
+    elif args.cmd == "migrate":
         asyncio.run(_migrate(kernel, args.services))
     elif args.cmd == "dlq":
         sys.exit(asyncio.run(_dlq(kernel, args.action, args.topic, args.at)))
