@@ -19,13 +19,13 @@ install: $(STAMP) ## create the virtualenv and install (done by run and test whe
 run: $(STAMP) ## all three services in one process on :8000 (PORT overrides), SQLite under var/
 	$(BIN)/frontline run
 
-test: $(STAMP) ## the whole suite: SQLite, PostgreSQL (started if needed), both Kafka test brokers
+test: $(STAMP) ## the whole suite: SQLite, PostgreSQL (started if needed), Apache Kafka (started)
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP) ## SQLite only, no PostgreSQL, no brokers
+test-fast: $(STAMP) ## SQLite only, no PostgreSQL, no Kafka
 	$(BIN)/python -m pytest -m "not postgres and not kafka and not e2e"
 
-up: $(STAMP) ## distributed stack: PostgreSQL, a test broker, services on :8001-8003 (logs in var/log/)
+up: $(STAMP) ## distributed stack: PostgreSQL, Apache Kafka, services on :8001-8003 (logs in var/log/)
 	$(BIN)/python deploy/local_stack.py up
 
 down: ## stop what `make up` started

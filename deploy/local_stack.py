@@ -1,9 +1,9 @@
 """`make up` / `make down`: the distributed stack on this machine.
 
 A detached supervisor holds PostgreSQL (the given server, the local one on :5432, or a
-throwaway cluster), a Kafka-protocol test broker (noida-db, or the given bootstrap
-servers), and registry :8001, assessment :8002, incentives :8003 as separate processes.
-Logs go to var/log/. Given servers: STACK_PG=postgresql://user@host:port,
+throwaway cluster), Apache Kafka (one KRaft broker from shared/devstack/pom.xml, or the
+given bootstrap servers), and registry :8001, assessment :8002, incentives :8003 as
+separate processes. Logs go to var/log/. Given servers: STACK_PG=postgresql://user@host:port,
 STACK_KAFKA=host:port.
 """
 
@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.infra.kafka import kafka_broker  # noqa: E402
-from tests.infra.postgres import postgres_server  # noqa: E402
-from tests.infra.stack import DEFAULT_PORTS, Stack  # noqa: E402
+from shared.devstack.kafka import kafka_cluster  # noqa: E402
+from shared.devstack.postgres import postgres_server  # noqa: E402
+from shared.devstack.stack import DEFAULT_PORTS, Stack  # noqa: E402
 
 VAR = ROOT / "var"
 PIDFILE, READY, LOG_DIR = VAR / "stack.pid", VAR / "stack.ready", VAR / "log"
@@ -37,7 +37,7 @@ def supervise() -> None:
     signal.signal(signal.SIGINT, on_term)
     with contextlib.ExitStack() as cleanup:
         pg = os.environ.get("STACK_PG") or cleanup.enter_context(postgres_server())
-        kafka = os.environ.get("STACK_KAFKA") or cleanup.enter_context(kafka_broker("noida"))
+        kafka = os.environ.get("STACK_KAFKA") or cleanup.enter_context(kafka_cluster(1)).bootstrap
         stack = Stack(pg, kafka, LOG_DIR, ports=DEFAULT_PORTS)
         cleanup.callback(stack.drop_databases)
         cleanup.callback(stack.down)

@@ -48,13 +48,28 @@ class KafkaTransport:
             "security_protocol": s.security_protocol,
         }
 
+    def topic_configs(self, topic: str) -> dict[str, str]:
+        """Per-topic settings (README, "Kafka settings"): in-sync replicas and retention."""
+        s = self.settings
+        retention = s.dlq_retention_ms if topic.endswith(".dlq") else s.retention_ms
+        return {
+            # Never more than there are copies: acks=all writes would all be refused.
+            "min.insync.replicas": str(min(s.min_insync_replicas, s.replication_factor)),
+            "retention.ms": str(retention),
+        }
+
     async def ensure_topics(self, names: list[str]) -> None:
         admin = AIOKafkaAdminClient(**self._common(), client_id=f"{self.client_id}-admin")
         await admin.start()
         try:
             existing = set(await admin.list_topics())
             new = [
-                NewTopic(n, self.settings.partitions, self.settings.replication_factor)
+                NewTopic(
+                    n,
+                    self.settings.partitions,
+                    self.settings.replication_factor,
+                    topic_configs=self.topic_configs(n),
+                )
                 for n in names
                 if n not in existing
             ]

@@ -17,7 +17,16 @@ class KafkaSettings(BaseSettings):
 
     bootstrap_servers: str = "127.0.0.1:9092"
     partitions: int = 6
-    replication_factor: int = 1
+    # Topics the services create: 3 copies, and a write (acks=all) needs 2 of them in sync,
+    # so one broker can fail without losing an acknowledged event. A single dev broker
+    # (`make up`, tests) sets both to 1.
+    replication_factor: int = 3
+    min_insync_replicas: int = 2
+    # Event topics keep 30 days: a consumer group down for longer has lost events and
+    # says so loudly in health and logs (its service is then rebuilt from the log).
+    # Dead letters keep 90 days for an operator to look at.
+    retention_ms: int = 30 * 24 * 3600 * 1000
+    dlq_retention_ms: int = 90 * 24 * 3600 * 1000
     enable_idempotence: bool = True
     acks: str = "all"
     request_timeout_ms: int = 30_000

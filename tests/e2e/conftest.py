@@ -1,9 +1,6 @@
-"""The end-to-end suite: three real service processes, PostgreSQL and a Kafka broker.
-
-It runs on Tansu. noida-db 0.2.3 never expires a group member that was killed (measured:
-a new member's join still hangs after 100 s, where Kafka and Tansu rebalance once the
-session times out), so `kill -9` would wedge every group on it. The kernel's Kafka tests
-cover both brokers.
+"""The end-to-end suite: three real service processes, PostgreSQL and Apache Kafka (the
+suite's single broker, or `TEST_KAFKA_BOOTSTRAP`). `kafka_cluster3_nodes` (tests/infra)
+is the 3-node cluster for broker faults.
 """
 
 from collections.abc import Iterator
@@ -20,19 +17,14 @@ from tests.infra.stack import SERVICES, Stack
 
 @pytest.fixture
 def stack(pg_base_dsn, broker_pool, tmp_path_factory) -> Iterator[Stack]:
-    broker = broker_pool.get("external" if "external" in broker_kinds() else "tansu")
+    broker = broker_pool.get(broker_kinds()[0])
     # A stack per test: a week one test closed would make another's sign-ins late ones.
     # The tests close weeks themselves; the scheduler would close the same week on start.
     stack = Stack(
         pg_base_dsn,
         broker.bootstrap,
         tmp_path_factory.mktemp("stack"),
-        extra_env={
-            "FRONTLINE_RUN_SCHEDULER": "false",
-            "FRONTLINE_KAFKA_ENABLE_IDEMPOTENCE": str(
-                broker.overrides["producer"].get("enable_idempotence", True)
-            ).lower(),
-        },
+        extra_env={"FRONTLINE_RUN_SCHEDULER": "false"},
     )
     stack.create_databases()
     for s in SERVICES:

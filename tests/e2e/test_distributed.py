@@ -196,10 +196,7 @@ async def test_poison_event_to_dlq_consumers_go_on_and_the_cli_inspects_and_repl
     stack = api.stack
     env = stack.env()
     topic = f"{env['FRONTLINE_KAFKA_TOPIC_NAMESPACE']}frontline.registry"
-    producer = AIOKafkaProducer(
-        bootstrap_servers=stack.bootstrap,
-        enable_idempotence=env["FRONTLINE_KAFKA_ENABLE_IDEMPOTENCE"] == "true",
-    )
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, enable_idempotence=True)
     await producer.start()
     try:
         await producer.send_and_wait(topic, b"{not an event", key=b"poison")

@@ -1,4 +1,4 @@
-"""Pytest plugin: PostgreSQL databases and Kafka-protocol brokers for tests.
+"""Pytest plugin: PostgreSQL databases and Apache Kafka brokers for tests.
 
 Loaded from tests/conftest.py with ``pytest_plugins = ["tests.infra.fixtures"]``.
 """
@@ -11,7 +11,14 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from tests.infra.kafka import Broker, broker_kinds, client_overrides, kafka_broker
+from shared.devstack.kafka import KafkaCluster
+from tests.infra.kafka import (
+    Broker,
+    broker_kinds,
+    client_overrides,
+    kafka_broker,
+    kafka_cluster3,
+)
 from tests.infra.postgres import create_database, drop_database, postgres_server, unique_db_name
 
 
@@ -33,8 +40,6 @@ async def pg_database_url(pg_base_dsn: str, request) -> AsyncIterator[str]:
         await drop_database(pg_base_dsn, name)
 
 
-# Session scope + params: pytest groups the tests by broker, so each broker starts once
-# and the first is stopped before the second starts.
 @pytest.fixture(scope="session", params=broker_kinds(), ids=lambda kind: kind)
 def kafka_bootstrap(request, broker_pool: BrokerPool) -> Broker:
     return broker_pool.get(request.param)
@@ -43,9 +48,9 @@ def kafka_bootstrap(request, broker_pool: BrokerPool) -> Broker:
 class BrokerPool:
     """Starts each test broker on first use and keeps it for the session.
 
-    Lets a test be parametrized over transports ("local", "kafka-noida", "kafka-tansu")
-    next to other parameters, which a parametrized session fixture cannot do; and keeps
-    one broker of each kind per session whichever fixture asked first.
+    Lets a test be parametrized over transports ("local", "kafka-apache") next to other
+    parameters, which a parametrized session fixture cannot do; and keeps one broker of
+    each kind per session whichever fixture asked first.
     """
 
     def __init__(self) -> None:
@@ -66,7 +71,35 @@ def broker_pool() -> Iterator[BrokerPool]:
         yield pool
 
 
-_MARKERS = {"pg_base_dsn": "postgres", "kafka_bootstrap": "kafka", "broker_pool": "kafka"}
+@pytest.fixture(scope="session")
+def _kafka_cluster3_session() -> Iterator[KafkaCluster]:
+    with kafka_cluster3() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def kafka_cluster3_nodes(_kafka_cluster3_session: KafkaCluster) -> KafkaCluster:
+    """The session's 3-node Apache Kafka cluster (replication factor 3, min.insync.replicas
+    2), every node running when the test starts: a test may kill -9, pause or restart nodes
+    (`cluster.kill(node_id)`, `.pause`, `.resume`, `.restart`, `.pids`, `.node_at(address)`).
+    """
+    cluster = _kafka_cluster3_session
+    for node in cluster.nodes:
+        if node.pid is not None:
+            cluster.resume(node.node_id)
+    if any(node.pid is None for node in cluster.nodes):
+        for node in cluster.nodes:
+            if node.pid is None:
+                cluster.restart(node.node_id)
+    return cluster
+
+
+_MARKERS = {
+    "pg_base_dsn": "postgres",
+    "kafka_bootstrap": "kafka",
+    "broker_pool": "kafka",
+    "kafka_cluster3_nodes": "kafka",
+}
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -10,10 +10,11 @@ from collections import defaultdict
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.infra.kafka import Broker, create_topics
+from tests.infra.kafka import RUNNING, Broker, create_topics
 from tests.infra.postgres import (
     FORCE_THROWAWAY_ENV,
     create_database,
@@ -67,19 +68,20 @@ async def test_throwaway_cluster(monkeypatch: pytest.MonkeyPatch):
         await asyncpg.connect(f"{base}/postgres", timeout=3)
 
 
-def _broker_children() -> list[str]:
-    """Names of broker processes whose parent is this pytest process."""
+def _kafka_children() -> list[int]:
+    """Pids of Apache Kafka nodes whose parent is this pytest process."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/stat") as f:
                 stat = f.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
         except OSError:
             continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
         ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        if ppid == os.getpid() and comm in ("noida-db", "tansu"):
-            found.append(comm)
+        if ppid == os.getpid() and b"kafka.Kafka" in argv:
+            found.append(int(pid))
     return found
 
 
@@ -100,7 +102,7 @@ def _consumer(broker: Broker, topic: str, group: str) -> AIOKafkaConsumer:
         bootstrap_servers=broker.bootstrap,
         group_id=group,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",  # Tansu gets "latest" wrong
+        auto_offset_reset="earliest",
         **broker.overrides["consumer"],
     )
 
@@ -129,11 +131,10 @@ def _messages(keys: int, per_key: int, start: int = 0) -> list[tuple[str, str]]:
     return [(f"k{k}", f"k{k}-{i}") for i in range(start, start + per_key) for k in range(keys)]
 
 
-async def test_at_most_one_broker_process_of_a_kind(kafka_bootstrap: Broker):
+async def test_the_suite_broker_is_apache_kafka_started_once(kafka_bootstrap: Broker):
     if kafka_bootstrap.kind != "external":
-        children = _broker_children()
-        assert children.count({"noida": "noida-db"}.get(kafka_bootstrap.kind, "tansu")) == 1
-        assert len(children) == len(set(children))
+        assert RUNNING[kafka_bootstrap.bootstrap] in _kafka_children()
+        assert len(RUNNING) == 1
 
 
 async def test_keyed_messages_keep_order_per_key(kafka_bootstrap: Broker):
@@ -185,3 +186,45 @@ async def test_restarted_consumer_resumes_after_commit(kafka_bootstrap: Broker):
         await consumer.stop()
     assert sorted(r.value.decode() for r in records) == sorted(v for _, v in second)
     assert not any(extra.values())
+
+
+async def test_three_node_cluster_keeps_acknowledged_writes_when_the_leader_is_killed(
+    kafka_cluster3_nodes,
+):
+    """RF 3, min.insync.replicas 2: kill -9 of a partition's leader loses no acknowledged
+    record, writes go on with two nodes, and the node rejoins after a restart."""
+    cluster = kafka_cluster3_nodes
+    broker = Broker("apache", cluster.bootstrap, {"producer": {}, "consumer": {}}, 3)
+    topic, group = _names("ha")
+    await create_topics(cluster.bootstrap, [topic], partitions=1, replication_factor=3)
+    await _produce_one_partition(broker, topic, _messages(1, 5))
+    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+        (partition,) = described["partitions"]
+        assert sorted(partition["replicas"]) == [1, 2, 3]
+        leader = partition["leader"]
+    finally:
+        await admin.close()
+    cluster.kill(leader)
+    await _produce_one_partition(broker, topic, _messages(1, 5, start=5))
+    consumer = _consumer(broker, topic, group)
+    await consumer.start()
+    try:
+        records = await _consume(consumer, 10, timeout=60)
+    finally:
+        await consumer.stop()
+    assert [r.value.decode() for r in records] == [f"k0-{i}" for i in range(10)]
+    cluster.restart(leader)
+    assert cluster.pids[leader] is not None
+
+
+async def _produce_one_partition(broker: Broker, topic: str, messages) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send_and_wait(topic, value.encode(), key=key.encode())
+    finally:
+        await producer.stop()
