@@ -5,6 +5,7 @@ frontline serve registry           one service (distributed mode: PostgreSQL + K
 frontline migrate registry ...     upgrade services' databases (a release's migration job)
 frontline dlq list|replay|discard TOPIC [--partition P --offset O]   dead letters
 frontline seed --profile demo      a small live county (anlong: the seed report's county)
+frontline audit verify [SERVICE]   check the audit chains (exit 1 on any break)
 """
 
 import argparse
@@ -17,7 +18,7 @@ import orjson
 import uvicorn
 
 from services.main import SERVICES, embedded_app, service_app, specs
-from shared import dlq
+from shared import audit, dlq
 from shared.clock import Clock
 from shared.db import make_engine
 from shared.migrate import upgrade
@@ -98,6 +99,35 @@ def _seed(kernel: KernelSettings, args: argparse.Namespace) -> None:
         print(f"  login {name} / {secret}")
 
 
+async def _audit_verify(
+    kernel: KernelSettings, names: list[str], anchor: tuple[int, str] | None
+) -> bool:
+    """Each service's chain, read from the database its settings name (as `serve` would)."""
+    ok = True
+    for spec in specs(names):
+        engine = make_engine(spec.settings_cls().url_or_default(spec.name, kernel.var_dir))
+        try:
+            report = await audit.verify(engine, anchor=anchor)
+        finally:
+            await engine.dispose()
+        head = f"head {report.head_seq}:{report.head_hash}"
+        if report.ok:
+            print(f"{spec.name}: {report.rows} rows, chain intact, {head}", flush=True)
+            continue
+        ok = False
+        print(f"{spec.name}: {report.rows} rows, {len(report.problems)} problem(s), {head}")
+        for problem in report.problems:
+            print(f"  {spec.name} {problem}", flush=True)
+    return ok
+
+
+def _anchor(value: str) -> tuple[int, str]:
+    seq, _, digest = value.partition(":")
+    if not seq.isdigit() or len(digest) != 64:
+        raise argparse.ArgumentTypeError("expected SEQ:HASH as printed by a previous verify")
+    return int(seq), digest
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frontline")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -128,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("topic", help="e.g. frontline.assessment.dlq")
     dead.add_argument("--partition", type=int, help="the dead letter's DLQ partition")
     dead.add_argument("--offset", type=int, help="the dead letter's DLQ offset")
+    aud = sub.add_parser("audit", help="check services' hash-chained audit logs")
+    aud.add_argument("action", choices=("verify",))
+    aud.add_argument("service", nargs="?", choices=SERVICES, help="all three if omitted")
+    aud.add_argument("--anchor", type=_anchor, help="SEQ:HASH of an earlier head to hold to")
     return parser
 
 
@@ -162,6 +196,9 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_migrate(kernel, args.services))
     elif args.cmd == "dlq":
         sys.exit(asyncio.run(_dlq(kernel, args.action, args.topic, args.at)))
+    elif args.cmd == "audit":
+        names = [args.service] if args.service else list(SERVICES)
+        sys.exit(0 if asyncio.run(_audit_verify(kernel, names, args.anchor)) else 1)
     elif args.cmd == "run":
         _announce(kernel, args.port)
         uvicorn.run(embedded_app(kernel=kernel), host=args.host, port=args.port, log_level="info")

@@ -95,7 +95,11 @@ async def current_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing bearer token", code="missing_token")
-    return verify_token(request.app.state.kernel, request.app.state.clock, credentials.credentials)
+    principal = verify_token(
+        request.app.state.kernel, request.app.state.clock, credentials.credentials
+    )
+    request.state.principal = principal  # the actor of the request's audit row and events
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

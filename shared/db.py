@@ -4,6 +4,7 @@ Each service declares its tables on its own metadata (`service_base()`), so thre
 can share one process and still keep a database each.
 """
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,13 @@ def service_base(name: str) -> type[SQLModel]:
     return type(f"{name.title()}Base", (SQLModel,), {}, registry=registry(metadata=metadata))
 
 
+def _sha256_hex(value: str | None) -> str | None:
+    return None if value is None else hashlib.sha256(value.encode()).hexdigest()
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
+    # What PostgreSQL has built in, for the audit chain (shared/audit.py).
+    dbapi_conn.create_function("sha256_hex", 1, _sha256_hex, deterministic=True)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")

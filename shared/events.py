@@ -41,6 +41,11 @@ class Envelope(BaseModel):
     producer: str
     key: str
     payload: dict[str, Any]
+    # The HTTP request (X-Request-ID) and user behind the event; events applied in turn
+    # carry them on. Absent from envelopes written before they existed.
+    request_id: str | None = None
+    actor_id: uuid.UUID | None = None
+    actor_name: str | None = None
 
     @property
     def topic(self) -> str:
@@ -68,7 +73,14 @@ def all_topics(with_dlq: bool = True) -> list[str]:
 
 
 def envelope_for(
-    payload: EventPayload, *, key: Any, producer: str, occurred_at: datetime
+    payload: EventPayload,
+    *,
+    key: Any,
+    producer: str,
+    occurred_at: datetime,
+    request_id: str | None = None,
+    actor_id: uuid.UUID | None = None,
+    actor_name: str | None = None,
 ) -> Envelope:
     return Envelope(
         type=payload.TYPE,
@@ -77,6 +89,9 @@ def envelope_for(
         producer=producer,
         key=str(key),
         payload=payload.model_dump(mode="json"),
+        request_id=request_id,
+        actor_id=actor_id,
+        actor_name=actor_name,
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared import audit
 from shared.clock import Clock
 from shared.db import insert_ignore
 from shared.events import Envelope, EventPayload, decode, dlq_topic, parse_payload
@@ -109,7 +110,9 @@ class ConsumerRunner:
                 if seen.rowcount == 0:
                     self.skipped += 1
                     return "duplicate"
+                session.info["audit_actor"] = audit.Actor.of_envelope(env)
                 await handler(session, payload, env)
+                await audit.record_event(session, env, self.clock.now())
             if session.info.get("outbox_written") and self.after_commit:
                 self.after_commit()
         self.applied += 1

@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.audit import audit_table, current_actor, note_events
 from shared.clock import Clock
 from shared.db import is_postgres
 from shared.events import EventPayload, encode, envelope_for
@@ -36,7 +37,10 @@ BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
 def kernel_tables(metadata: MetaData) -> tuple[Table, Table]:
-    """The outbox and inbox every service database has, on that service's metadata."""
+    """The outbox and inbox every service database has, on that service's metadata (and
+    the other kernel tables: the audit log).
+    """
+    audit_table(metadata)
     outbox = Table(
         "outbox",
         metadata,
@@ -91,9 +95,19 @@ async def add_events(
     occurred_at: datetime,
 ) -> None:
     """Several events in one multi-row INSERT (batch sign-ins, week closing)."""
-    rows = []
+    rows, envelopes = [], []
+    actor = current_actor(session)  # the request or event this transaction serves
     for payload, key in items:
-        env = envelope_for(payload, key=key, producer=producer, occurred_at=occurred_at)
+        env = envelope_for(
+            payload,
+            key=key,
+            producer=producer,
+            occurred_at=occurred_at,
+            request_id=actor.request_id,
+            actor_id=actor.user_id,
+            actor_name=actor.username,
+        )
+        envelopes.append(env)
         rows.append(
             {
                 "event_id": str(env.event_id),
@@ -106,6 +120,7 @@ async def add_events(
         )
     if rows:
         await session.execute(OUTBOX.insert(), rows)
+        note_events(session, envelopes)
         # Read by the transaction owner after commit, to wake the relay at once.
         session.info["outbox_written"] = session.info.get("outbox_written", 0) + len(rows)
 

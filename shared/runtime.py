@@ -16,9 +16,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.audit import MUTATING
+from shared.audit_http import RequestIdMiddleware, audit_router, record_request
 from shared.clock import Clock
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import install_error_handlers
@@ -47,6 +49,8 @@ class ServiceSpec:
     handlers: Handlers | None = None
     on_start: Callable[["ServiceRuntime"], Awaitable[None]] | None = None
     background: list[Callable[["ServiceRuntime"], Awaitable[None]]] = field(default_factory=list)
+    # The service's unit closure, (ancestor_id, unit_id): scopes its audit log to a subtree.
+    unit_closure: Table | None = None
 
 
 class ServiceRuntime:
@@ -266,9 +270,11 @@ def build_app(
     app.state.runtimes = {}
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestIdMiddleware)
     for spec in specs:
         app.include_router(spec.router, prefix=f"/{spec.name}")
         app.include_router(_service_routes(spec.name), prefix=f"/{spec.name}")
+        app.include_router(audit_router(spec.name, spec.unit_closure), prefix=f"/{spec.name}")
     return app
 
 
@@ -301,11 +307,18 @@ def _service_routes(name: str) -> APIRouter:
 
 
 def session_dependency(name: str) -> Callable[[Request], AsyncIterator[AsyncSession]]:
-    """The dependency that owns a request's transaction for service `name` (use SessionDep)."""
+    """The dependency that owns a request's transaction for service `name` (use SessionDep).
+
+    Events written in it carry the request's id and actor; a state-changing request that
+    succeeds appends its audit row last, just before the commit (shared/audit_http.py).
+    """
 
     async def session(request: Request) -> AsyncIterator[AsyncSession]:
         async with request.app.state.runtimes[name].transaction() as s:
+            s.info["audit_request"] = request
             yield s
+            if request.method in MUTATING:
+                await record_request(s, request, name, request.app.state.clock.now())
 
     return session
 

@@ -27,6 +27,7 @@ spec = ServiceSpec(
     handlers=handlers,
     on_start=adopt_policy,
     background=[scheduler],
+    unit_closure=models.UnitPath.__table__,
 )
 
 

@@ -28,6 +28,7 @@ spec = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     handlers=handlers,
     on_start=on_start,
+    unit_closure=models.unit_ancestors,
 )
 
 

@@ -85,6 +85,22 @@ async def add_note(body: NoteIn, clock: ClockDep, session: SessionDep("toy")):
     return {"key": body.key, "seq": body.seq}
 
 
+@router.post("/signed-notes", status_code=201)
+async def add_signed_note(
+    body: NoteIn, principal: CurrentPrincipal, clock: ClockDep, session: SessionDep("toy")
+):
+    """A note by a known user: its audit row and its event name them."""
+    session.add(Note(key=body.key, seq=body.seq))
+    await add_event(
+        session,
+        NoteAdded(key=body.key, seq=body.seq),
+        key=body.key,
+        producer="toy",
+        occurred_at=clock.now(),
+    )
+    return {"key": body.key, "by": principal.username}
+
+
 @router.post("/orphans", status_code=201)
 async def add_orphan(clock: ClockDep, session: SessionDep("toy")):
     """A child of no parent: the INSERT passes, the COMMIT fails."""

@@ -1,0 +1,232 @@
+"""The HTTP side of the audit trail: the request id, the row of a state-changing request,
+and `GET /<service>/v1/audit`.
+
+Which requests leave a row: every POST, PUT, PATCH or DELETE whose route owns a
+`SessionDep` transaction and succeeds; the row is written last in that transaction, so it
+exists exactly when the change does. A request refused (4xx) or failed changed nothing and
+leaves no row (its request id is in the response and the access log). An idempotent replay
+is a request like any other and leaves a row. Request bodies are kept in the summary with
+secrets (`password`, `token`, `secret` keys) masked, cut at 4,000 characters; uploads only
+by name and size.
+
+Who reads the log: auditors, county-wide or scoped. Org admins are among the people the log
+watches, so they do not read it. A scoped auditor sees rows whose target unit lies in its
+subtree; a row whose unit is not known (a sign-in, a user without a unit) is county-wide
+only.
+"""
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+from sqlalchemy import Table, false, or_, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.audit import (
+    AUDIT,
+    Entry,
+    append,
+    current_actor,
+    event_targets_and_unit,
+)
+from shared.auth import Principal, require_roles
+from shared.contracts.enums import Role
+from shared.errors import InvalidInput
+from shared.pagination import Page, Paging, make_page
+
+REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
+_SECRET_KEYS = re.compile(r"password|secret|token", re.IGNORECASE)
+MAX_BODY = 4000
+
+
+class RequestIdMiddleware:
+    """Takes `X-Request-ID` when it is a sane token (1-64 of `A-Za-z0-9._:-`), else makes
+    one; puts it on `request.state.request_id` and on the response.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        raw = request_id.encode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"x-request-id", raw)]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+async def record_request(session: Any, request: Request, service: str, at: datetime) -> None:
+    route = request.scope.get("route")
+    template = getattr(route, "path", request.url.path)
+    if not template.startswith(f"/{service}/"):  # FastAPI keeps the router's own path
+        template = f"/{service}{template}"
+    actor = current_actor(session)
+    extra = session.info.get("audit_note") or {}
+    event_targets, event_unit = event_targets_and_unit(session)
+    summary: dict[str, Any] = {"path": request.url.path}
+    if request.query_params:
+        summary["query"] = _redact(dict(request.query_params))
+    body = _body(request)
+    if body is not None:
+        summary["body"] = body
+    noted = session.info.get("audit_events")
+    if noted:
+        summary["events"] = [{"type": t, "key": k} for t, k, _ in noted["items"]]
+        summary["events_count"] = noted["count"]
+    summary.update(extra.get("summary", {}))
+    await append(
+        session,
+        Entry(
+            at=at,
+            kind="request",
+            action=f"{request.method} {template}",
+            actor_id=actor.user_id,
+            actor_name=actor.username,
+            roles=",".join(actor.roles),
+            request_id=actor.request_id,
+            targets=[
+                *(str(v) for v in request.path_params.values()),
+                *extra.get("targets", []),
+                *event_targets,
+            ],
+            unit_id=extra.get("unit_id") or event_unit,
+            summary=summary,
+        ),
+    )
+
+
+def _body(request: Request) -> Any:
+    raw = getattr(request, "_body", None)
+    if raw is None:
+        form = getattr(request, "_form", None)
+        if not form:
+            return None
+        return _cut(
+            {
+                k: f"<file {v.filename} {v.size} bytes>" if hasattr(v, "filename") else v
+                for k, v in form.multi_items()
+            }
+        )
+    if not raw:
+        return None
+    ctype = request.headers.get("content-type", "")
+    if "json" not in ctype:
+        return {"content_type": ctype[:100], "bytes": len(raw)}
+    try:
+        return _cut(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        return {"bytes": len(raw)}
+
+
+def _cut(doc: Any) -> Any:
+    doc = _redact(doc)
+    flat = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
+    return doc if len(flat) <= MAX_BODY else {"cut": flat[:MAX_BODY], "chars": len(flat)}
+
+
+def _redact(doc: Any) -> Any:
+    if isinstance(doc, dict):
+        return {k: "***" if _SECRET_KEYS.search(str(k)) else _redact(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_redact(v) for v in doc]
+    return doc
+
+
+class AuditRow(BaseModel):
+    seq: int
+    at: datetime
+    kind: str
+    action: str
+    actor_id: uuid.UUID | None
+    actor_name: str | None
+    roles: list[str]
+    request_id: str | None
+    target_id: str | None
+    targets: list[str]
+    unit_id: uuid.UUID | None
+    summary: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def audit_router(name: str, unit_closure: Table | None) -> APIRouter:
+    """`GET /v1/audit` for one service; `unit_closure` is its (ancestor_id, unit_id) table."""
+    router = APIRouter(prefix="/v1", tags=[name])
+
+    @router.get("/audit", response_model=Page[AuditRow])
+    async def list_audit(
+        request: Request,
+        paging: Paging,
+        principal: Annotated[Principal, Depends(require_roles(Role.auditor))],
+        since: datetime | None = None,
+        until: datetime | None = None,
+        actor_id: uuid.UUID | None = None,
+        request_id: Annotated[str | None, Query(max_length=64)] = None,
+        target: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> dict[str, Any]:
+        """The audit log in order (time range, actor, request id, target); auditors only."""
+        for field, value in (("since", since), ("until", until)):
+            if value is not None and value.tzinfo is None:
+                raise InvalidInput(field, "must carry a UTC offset")
+        stmt = select(AUDIT).order_by(AUDIT.c.seq).limit(paging.limit + 1)
+        after = paging.after()
+        if after is not None:
+            if len(after) != 1 or not isinstance(after[0], int):
+                raise InvalidInput("cursor", "not a cursor this service issued")
+            stmt = stmt.where(AUDIT.c.seq > after[0])
+        if actor_id is not None:
+            stmt = stmt.where(AUDIT.c.actor_id == actor_id)
+        if request_id is not None:
+            stmt = stmt.where(AUDIT.c.request_id == request_id)
+        if target is not None:
+            # The first target is indexed; the others are searched within the other filters.
+            stmt = stmt.where(
+                or_(
+                    AUDIT.c.target_id == target,
+                    AUDIT.c.targets.contains(f'"{target}"', autoescape=True),
+                )
+            )
+        if since is not None:
+            stmt = stmt.where(AUDIT.c.at >= since)
+        if until is not None:
+            stmt = stmt.where(AUDIT.c.at < until)
+        if principal.unit_id is not None:
+            stmt = stmt.where(
+                AUDIT.c.unit_id.in_(
+                    select(unit_closure.c.unit_id).where(
+                        unit_closure.c.ancestor_id == principal.unit_id
+                    )
+                )
+                if unit_closure is not None
+                else false()
+            )
+        async with request.app.state.runtimes[name].sessionmaker() as session:
+            rows = (await session.execute(stmt)).all()
+        items = [
+            {
+                **row._asdict(),
+                "at": row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC),
+                "roles": [r for r in row.roles.split(",") if r],
+                "targets": orjson.loads(row.targets),
+                "summary": orjson.loads(row.summary),
+            }
+            for row in rows
+        ]
+        return make_page(items, paging.limit, lambda r: [r["seq"]])
+
+    return router
