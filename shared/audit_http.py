@@ -70,11 +70,20 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-async def record_request(session: Any, request: Request, service: str, at: datetime) -> None:
-    route = request.scope.get("route")
-    template = getattr(route, "path", request.url.path)
-    if not template.startswith(f"/{service}/"):  # FastAPI keeps the router's own path
-        template = f"/{service}{template}"
+def route_template(request: Request) -> str:
+    """`/registry/v1/users/{user_id}`: an included router's route knows only its own tail
+    of the path, so the head is taken from the request's path, segment for segment.
+    """
+    path = request.url.path.rstrip("/").split("/")
+    route = getattr(request.scope.get("route"), "path", None)
+    if route is None:
+        return request.url.path
+    tail = route.rstrip("/").split("/")[1:]
+    return "/".join(path[: len(path) - len(tail)] + tail)
+
+
+async def record_request(session: Any, request: Request, at: datetime) -> None:
+    template = route_template(request)
     actor = current_actor(session)
     extra = session.info.get("audit_note") or {}
     event_targets, event_unit = event_targets_and_unit(session)

@@ -318,7 +318,7 @@ def session_dependency(name: str) -> Callable[[Request], AsyncIterator[AsyncSess
             s.info["audit_request"] = request
             yield s
             if request.method in MUTATING:
-                await record_request(s, request, name, request.app.state.clock.now())
+                await record_request(s, request, request.app.state.clock.now())
 
     return session
 
