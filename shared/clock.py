@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from shared.errors import InvalidInput
+from shared.types import FIRST_DAY, LAST_DAY
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -49,9 +50,10 @@ def parse_week(value: str, field: str = "week") -> date:
     if not match:
         raise InvalidInput(field, "expected an ISO week like 2026-W48")
     try:
-        return date.fromisocalendar(int(match[1]), int(match[2]), 1)
+        monday = date.fromisocalendar(int(match[1]), int(match[2]), 1)
     except ValueError as exc:
         raise InvalidInput(field, f"no such ISO week: {value}") from exc
+    return _in_window(monday, field)
 
 
 def format_week(day: date) -> str:
@@ -64,7 +66,13 @@ def parse_month(value: str, field: str = "month") -> date:
     match = _MONTH.match(value or "")
     if not match or not 1 <= int(match[2]) <= 12:
         raise InvalidInput(field, "expected a month like 2026-11")
-    return date(int(match[1]), int(match[2]), 1)
+    return _in_window(date(int(match[1]), int(match[2]), 1), field)
+
+
+def _in_window(day: date, field: str) -> date:
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidInput(field, f"must fall between {FIRST_DAY} and {LAST_DAY}")
+    return day
 
 
 def format_month(day: date) -> str:

@@ -31,8 +31,10 @@ from shared.metrics import RequestMetrics
 from shared.metrics import render as render_metrics
 from shared.migrate import upgrade
 from shared.outbox import Relay, backlog
+from shared.pagination import cursor_key
 from shared.settings import KernelSettings, ServiceSettings
 from shared.transport import LocalBus, Transport
+from shared.types import clean_params
 
 log = logging.getLogger(__name__)
 
@@ -268,11 +270,15 @@ def build_app(
     app = FastAPI(title="Frontline", lifespan=lifespan)
     app.state.kernel, app.state.clock, app.state.transport = kernel, clock, transport
     app.state.runtimes = {}
+    app.state.cursor_key = cursor_key(kernel)  # distributed mode without one refuses to start
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)
     app.add_middleware(RequestIdMiddleware)
     for spec in specs:
-        app.include_router(spec.router, prefix=f"/{spec.name}")
+        # No query or path parameter of any route carries a control character.
+        app.include_router(
+            spec.router, prefix=f"/{spec.name}", dependencies=[Depends(clean_params)]
+        )
         app.include_router(_service_routes(spec.name), prefix=f"/{spec.name}")
         app.include_router(audit_router(spec.name, spec.unit_closure), prefix=f"/{spec.name}")
     return app

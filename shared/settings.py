@@ -48,6 +48,8 @@ class KernelSettings(BaseSettings):
     # The local bus is a small durable log (SQLite) shared by the services of one process.
     bus_url: str = ""
     jwt_secret: str = "dev-only-change-me-frontline-secret-32b"
+    # Signs list cursors; embedded mode generates var/cursor.key when empty (shared.pagination).
+    cursor_secret: str = ""
     jwt_issuer: str = "frontline-registry"
     jwt_algorithm: str = "HS256"
     token_ttl_seconds: int = 8 * 3600

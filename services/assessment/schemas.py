@@ -5,7 +5,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from shared.contracts.enums import (
     ActionStatus,
@@ -22,10 +22,12 @@ from shared.contracts.enums import (
     SignInStatus,
     SubjectType,
 )
+from shared.types import Day, Moment, MultilineText
+from shared.types import Text as Line
 
 Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Lon = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
-Text = Annotated[str, Field(max_length=2000)]
+Text = Annotated[MultilineText, Field(max_length=2000)]
 Money = Annotated[Decimal, PlainSerializer(lambda v: f"{v:.2f}", return_type=str)]
 
 
@@ -40,13 +42,13 @@ class SignInCreate(BaseModel):
     # Lenient about extra fields: a queued item from another app version still counts.
     model_config = ConfigDict(extra="ignore")
 
-    idempotency_key: str = Field(min_length=1, max_length=100)
+    idempotency_key: Line = Field(min_length=1, max_length=100)
     cadre_id: uuid.UUID
-    device_time: AwareDatetime
+    device_time: Moment
     lat: Lat
     lon: Lon
     accuracy_m: float = Field(ge=0, allow_inf_nan=False)
-    device_id: str = Field(default="", max_length=100)
+    device_id: Line = Field(default="", max_length=100)
     mock_location: bool = False
 
 
@@ -139,9 +141,9 @@ class FindingCreate(Strict):
     subject_id: uuid.UUID
     kind: FindingKind
     severity: Severity
-    observed_at: AwareDatetime
-    description: str = Field(min_length=1, max_length=4000)
-    evidence_urls: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
+    observed_at: Moment
+    description: MultilineText = Field(min_length=1, max_length=4000)
+    evidence_urls: list[Annotated[Line, Field(min_length=1, max_length=1000)]] = Field(
         default_factory=list, max_length=50
     )
 
@@ -168,7 +170,7 @@ class FindingPublic(BaseModel):
 
 
 class Reason(Strict):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: MultilineText = Field(min_length=1, max_length=2000)
 
 
 class AppealDecision(Strict):
@@ -181,8 +183,8 @@ class AppealDecision(Strict):
 
 class LeaveCreate(Strict):
     cadre_id: uuid.UUID
-    start_date: date
-    end_date: date
+    start_date: Day
+    end_date: Day
     kind: LeaveKind
     reason: Text = ""
 
@@ -204,12 +206,12 @@ class LeavePublic(BaseModel):
 
 class DutyItem(Strict):
     cadre_id: uuid.UUID
-    duty_date: date
+    duty_date: Day
 
 
 class RosterCreate(Strict):
     unit_id: uuid.UUID
-    title: str = Field(default="", max_length=200)
+    title: Line = Field(default="", max_length=200)
     duties: list[DutyItem] = Field(min_length=1, max_length=1000)
 
 
@@ -228,8 +230,8 @@ class RosterPublic(BaseModel):
 
 class WorkLogCreate(Strict):
     cadre_id: uuid.UUID
-    log_date: date
-    text: str = Field(min_length=1, max_length=8000)
+    log_date: Day
+    text: MultilineText = Field(min_length=1, max_length=8000)
     households_visited: int = Field(default=0, ge=0, le=10_000)
     household_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
 
@@ -246,10 +248,10 @@ class WorkLogPublic(BaseModel):
 class TaskCreate(Strict):
     unit_id: uuid.UUID
     quarter: str = Field(pattern=r"^\d{4}-Q[1-4]$", examples=["2026-Q4"])
-    title: str = Field(min_length=1, max_length=500)
-    description: str = Field(default="", max_length=4000)
+    title: Line = Field(min_length=1, max_length=500)
+    description: MultilineText = Field(default="", max_length=4000)
     assignee_id: uuid.UUID
-    deadline: date
+    deadline: Day
 
 
 class TaskPublic(BaseModel):
@@ -270,7 +272,7 @@ class TaskPublic(BaseModel):
 
 class ReportCreate(Strict):
     kind: str = Field(pattern=r"^(weekly_dispatch|ten_day_summary|monthly_assessment)$")
-    period: str = Field(max_length=12)
+    period: Line = Field(max_length=12)
 
 
 class ReportPublic(BaseModel):

@@ -1,6 +1,5 @@
 """Incentives HTTP routes under /incentives/v1 (thin: parse, call service, return)."""
 
-from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -27,6 +26,8 @@ from shared.clock import parse_month
 from shared.contracts.enums import Role
 from shared.pagination import Page, Paging
 from shared.runtime import ClockDep, SessionDep
+from shared.types import Day
+from shared.types import Month as MonthStr
 
 router = APIRouter(prefix="/v1", tags=["incentives"])
 Session = SessionDep("incentives")
@@ -34,7 +35,7 @@ Finance = Annotated[Principal, Depends(require_roles(Role.finance))]
 FinanceOrAuditor = Annotated[Principal, Depends(require_roles(Role.finance, Role.auditor))]
 PolicyWriter = Annotated[Principal, Depends(require_roles(Role.org_admin, Role.finance))]
 PromotionReader = Annotated[Principal, Depends(require_roles(Role.org_admin, Role.auditor))]
-Month = Annotated[str, Query(examples=["2026-11"])]
+Month = Annotated[MonthStr, Query()]
 JSON = "application/json"
 
 
@@ -44,7 +45,7 @@ async def list_policies(
     _: CurrentPrincipal,
     paging: Paging,
     kind: PolicyKind | None = None,
-    on: date | None = None,
+    on: Day | None = None,
 ):
     """Policy versions, by kind and the day they are in force."""
     return await policy_service.list_policies(session, kind=kind, on=on, page=paging)

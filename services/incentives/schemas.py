@@ -1,12 +1,12 @@
 """Request and response shapes of /incentives/v1 (money: decimal strings with 2 places)."""
 
-from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from services.incentives.policies import PolicyKind
 from shared.contracts.enums import BatchStatus
+from shared.types import Day, JsonObject, Month, MultilineText
 
 Money = str  # "2000.00": Decimal rendered with 2 places, never a float
 
@@ -36,11 +36,11 @@ class EligibilityOut(BaseModel):
 
 class PolicyIn(BaseModel):
     kind: PolicyKind
-    effective_from: date
-    effective_to: date | None = None
-    amounts: dict[str, Any] = {}
-    params: dict[str, Any] = {}
-    note: str = Field(default="", max_length=500)
+    effective_from: Day
+    effective_to: Day | None = None
+    amounts: JsonObject = {}
+    params: JsonObject = {}
+    note: MultilineText = Field(default="", max_length=500)
 
 
 class PolicyOut(BaseModel):
@@ -56,7 +56,7 @@ class PolicyOut(BaseModel):
 
 
 class BatchIn(BaseModel):
-    month: str = Field(examples=["2026-11"])
+    month: Month
 
 
 class TownshipTotals(BaseModel):

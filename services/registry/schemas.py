@@ -24,10 +24,11 @@ from shared.contracts.enums import (
     UnitKind,
 )
 from shared.contracts.registry import Geofence as GeofenceOut
+from shared.types import Day, MultilineText, Text
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Title = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Code = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 -]{4,30}$")]
 
 
@@ -67,7 +68,7 @@ class Token(BaseModel):
 
 class UserCreate(_In):
     username: Username
-    password: str = Field(max_length=200)
+    password: Text = Field(max_length=200)
     roles: list[Role] = Field(min_length=1)
     unit_id: uuid.UUID | None = None
     cadre_id: uuid.UUID | None = None
@@ -80,12 +81,12 @@ class UserUpdate(_In):
 
 
 class PasswordChange(_In):
-    current_password: str = Field(max_length=200)
-    new_password: str = Field(max_length=200)
+    current_password: Text = Field(max_length=200)
+    new_password: Text = Field(max_length=200)
 
 
 class PasswordReset(_In):
-    new_password: str = Field(max_length=200)
+    new_password: Text = Field(max_length=200)
 
 
 class UserPublic(_Out):
@@ -188,11 +189,11 @@ class CadreUpdate(_In):
     category: CadreCategory | None = None
     position: Position | None = None
     unit_id: uuid.UUID | None = None
-    effective_date: date | None = None
+    effective_date: Day | None = None
 
 
 class CadreStatus(_In):
-    effective_date: date | None = None
+    effective_date: Day | None = None
 
 
 class CadrePublic(_Out):
@@ -214,12 +215,12 @@ class PostingCreate(_In):
     cadre_id: uuid.UUID
     unit_id: uuid.UUID
     role: PostingRole
-    start_date: date
-    end_date: date | None = None
+    start_date: Day
+    end_date: Day | None = None
 
 
 class PostingEnd(_In):
-    end_date: date
+    end_date: Day
     reason: PostingEndReason
 
 
@@ -231,13 +232,13 @@ class PostingReplace(_In):
     to move the cadre elsewhere.
     """
 
-    end_date: date
+    end_date: Day
     reason: PostingEndReason = PostingEndReason.adjusted
     cadre_id: uuid.UUID | None = None
     unit_id: uuid.UUID | None = None
     role: PostingRole | None = None
-    start_date: date | None = None
-    new_end_date: date | None = None
+    start_date: Day | None = None
+    new_end_date: Day | None = None
 
 
 class PostingPublic(_Out):
@@ -267,7 +268,7 @@ class HonorCreate(_In):
 
 
 class HonorRevoke(_In):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: MultilineText = Field(min_length=1, max_length=500)
 
 
 class HonorPublic(_Out):
@@ -289,7 +290,7 @@ class HouseholdCreate(_In):
     code: Code
     head_name: Name
     members: int | None = Field(default=None, ge=1, le=100)
-    address: str | None = Field(default=None, max_length=300)
+    address: Text | None = Field(default=None, max_length=300)
 
 
 class HouseholdPublic(_Out):
@@ -305,12 +306,12 @@ class HouseholdPublic(_Out):
 class PairingCreate(_In):
     cadre_id: uuid.UUID
     household_id: uuid.UUID
-    start_date: date
-    end_date: date | None = None
+    start_date: Day
+    end_date: Day | None = None
 
 
 class PairingEnd(_In):
-    end_date: date
+    end_date: Day
 
 
 class PairingPublic(_Out):
@@ -330,9 +331,9 @@ class TrainingCreate(_In):
     kind: TrainingKind
     title: Title
     unit_id: uuid.UUID
-    start_date: date
-    end_date: date | None = None
-    location: str | None = Field(default=None, max_length=300)
+    start_date: Day
+    end_date: Day | None = None
+    location: Text | None = Field(default=None, max_length=300)
     attendee_ids: list[uuid.UUID] = Field(default_factory=list, max_length=5000)
 
 

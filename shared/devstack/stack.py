@@ -82,6 +82,7 @@ class Stack:
                 "FRONTLINE_TRANSPORT": "kafka",
                 "FRONTLINE_VAR_DIR": str(self.log_dir),
                 "FRONTLINE_JWT_SECRET": f"stack-secret-{self.run_id}-0123456789abcdef",
+                "FRONTLINE_CURSOR_SECRET": f"stack-cursor-{self.run_id}-{os.urandom(8).hex()}",
                 "FRONTLINE_BOOTSTRAP_ADMIN_USERNAME": self.admin[0],
                 "FRONTLINE_BOOTSTRAP_ADMIN_PASSWORD": self.admin[1],
                 "FRONTLINE_RELAY_IDLE_SECONDS": "0.1",

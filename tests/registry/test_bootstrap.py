@@ -15,6 +15,7 @@ def kernel_settings(tmp_path) -> KernelSettings:
     return KernelSettings(
         var_dir=tmp_path,
         mode="distributed",
+        cursor_secret="bootstrap-test-cursor-secret",
         relay_idle_seconds=0.05,
         run_scheduler=False,
         bootstrap_admin_username="chief",

@@ -15,9 +15,10 @@ from shared.contracts.enums import Role
 from shared.errors import Forbidden
 from shared.pagination import Page, Paging
 from shared.runtime import ClockDep
+from shared.types import Week as WeekStr
 
 router = APIRouter(tags=["presence"])
-Week = Annotated[str, Query(examples=["2026-W48"])]
+Week = Annotated[WeekStr, Query()]
 
 
 @router.get("/cadres/{cadre_id}/presence", response_model=Presence)

@@ -1,7 +1,6 @@
 """Duty rosters, work logs and quarterly tasks."""
 
 import uuid
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -20,6 +19,7 @@ from shared.auth import CurrentPrincipal
 from shared.errors import InvalidInput
 from shared.pagination import Page, Paging
 from shared.runtime import ClockDep
+from shared.types import Day
 
 router = APIRouter(tags=["work"])
 
@@ -53,8 +53,8 @@ async def list_logs(
     principal: CurrentPrincipal,
     page: Paging,
     cadre_id: uuid.UUID | None = None,
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: date | None = None,
+    from_: Annotated[Day | None, Query(alias="from")] = None,
+    to: Day | None = None,
 ) -> dict[str, Any]:
     """A cadre's work logs by date."""
     cadre_id = own_or_all(principal, cadre_id) or principal.cadre_id

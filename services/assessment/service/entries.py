@@ -224,7 +224,7 @@ async def list_entries(
     if after := page.after():
         stmt = stmt.where(tuple_(ENTRIES.c.date, ENTRIES.c.id) > after_key(after, date, uuid.UUID))
     rows = await session.execute(stmt.order_by(ENTRIES.c.date, ENTRIES.c.id).limit(page.limit + 1))
-    return make_page([dict(r._mapping) for r in rows], page.limit, lambda r: [r["date"], r["id"]])
+    return make_page([dict(r._mapping) for r in rows], page, lambda r: [r["date"], r["id"]])
 
 
 async def list_actions(
@@ -245,9 +245,7 @@ async def list_actions(
     rows = await session.execute(
         stmt.order_by(ACTIONS.c.entry_date, ACTIONS.c.id).limit(page.limit + 1)
     )
-    return make_page(
-        [dict(r._mapping) for r in rows], page.limit, lambda r: [r["entry_date"], r["id"]]
-    )
+    return make_page([dict(r._mapping) for r in rows], page, lambda r: [r["entry_date"], r["id"]])
 
 
 async def get_action(session: AsyncSession, action_id: uuid.UUID) -> dict[str, Any]:

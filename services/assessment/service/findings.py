@@ -231,6 +231,4 @@ async def listing(
     rows = await session.execute(
         stmt.order_by(FINDINGS.c.posted_at, FINDINGS.c.id).limit(page.limit + 1)
     )
-    return make_page(
-        [dict(r._mapping) for r in rows], page.limit, lambda r: [r["posted_at"], r["id"]]
-    )
+    return make_page([dict(r._mapping) for r in rows], page, lambda r: [r["posted_at"], r["id"]])

@@ -204,6 +204,4 @@ async def listing(
     rows = await session.execute(
         stmt.order_by(LEAVES.c.start_date, LEAVES.c.id).limit(page.limit + 1)
     )
-    return make_page(
-        [dict(r._mapping) for r in rows], page.limit, lambda r: [r["start_date"], r["id"]]
-    )
+    return make_page([dict(r._mapping) for r in rows], page, lambda r: [r["start_date"], r["id"]])

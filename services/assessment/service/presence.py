@@ -39,7 +39,7 @@ from shared.contracts.assessment import PresenceJudged, WeekClosed
 from shared.contracts.enums import EntryReason, EntryStatus, LeaveStatus, SubjectType
 from shared.db import insert_ignore, upsert
 from shared.errors import Conflict
-from shared.pagination import PageParams, encode_cursor
+from shared.pagination import PageParams
 
 LEAVE_COUNTS = (LeaveStatus.approved.value, LeaveStatus.returned.value)
 VERDICT_FIELDS = ("unit_id", "days", "nights", "leave_days", "compliant", "judged")
@@ -389,5 +389,5 @@ async def unit_presence(
     shown = ids[: page.limit]
     return {
         "items": await _presence_rows(session, monday, shown, policy),
-        "next_cursor": encode_cursor([shown[-1]]) if len(ids) > page.limit else None,
+        "next_cursor": page.encode([shown[-1]]) if len(ids) > page.limit else None,
     }

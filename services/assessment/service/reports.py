@@ -414,4 +414,4 @@ async def list_scores(
     if after := page.after():
         stmt = stmt.where(SCORES.c.cadre_id > after_key(after, uuid.UUID)[0])
     rows = await session.execute(stmt.order_by(SCORES.c.cadre_id).limit(page.limit + 1))
-    return make_page([dict(r._mapping) for r in rows], page.limit, lambda r: [r["cadre_id"]])
+    return make_page([dict(r._mapping) for r in rows], page, lambda r: [r["cadre_id"]])

@@ -109,7 +109,7 @@ async def list_logs(
     if after := page.after():
         stmt = stmt.where(WORK_LOGS.c.log_date > after_key(after, date)[0])
     rows = await session.execute(stmt.order_by(WORK_LOGS.c.log_date).limit(page.limit + 1))
-    return make_page([dict(r._mapping) for r in rows], page.limit, lambda r: [r["log_date"]])
+    return make_page([dict(r._mapping) for r in rows], page, lambda r: [r["log_date"]])
 
 
 async def create_task(session: AsyncSession, body: TaskCreate, *, now: datetime) -> dict:
@@ -171,6 +171,4 @@ async def list_tasks(
     if after := page.after():
         stmt = stmt.where(tuple_(TASKS.c.deadline, TASKS.c.id) > after_key(after, date, uuid.UUID))
     rows = await session.execute(stmt.order_by(TASKS.c.deadline, TASKS.c.id).limit(page.limit + 1))
-    return make_page(
-        [dict(r._mapping) for r in rows], page.limit, lambda r: [r["deadline"], r["id"]]
-    )
+    return make_page([dict(r._mapping) for r in rows], page, lambda r: [r["deadline"], r["id"]])

@@ -350,6 +350,6 @@ async def list_batches(session: AsyncSession, *, month: str | None, page: PagePa
     if after:
         q = q.where(batches.c.month < str(after[0]))
     rows = (await session.execute(q)).all()
-    result = make_page(rows, page.limit, lambda r: [r.month])
+    result = make_page(rows, page, lambda r: [r.month])
     result["items"] = [await render(session, r) for r in result["items"]]
     return result

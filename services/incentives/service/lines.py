@@ -249,7 +249,7 @@ async def list_lines(session: AsyncSession, *, batch_id: UUID, page: PageParams,
         key = (cursor_uuid(after), str(after[1]), str(after[2]))
         q = q.where(tuple_(*LINE_ORDER) > tuple_(*key))
     rows = (await session.execute(q.limit(page.limit + 1))).all()
-    result = make_page(rows, page.limit, lambda r: [str(r.cadre_id), r.for_month, r.kind])
+    result = make_page(rows, page, lambda r: [str(r.cadre_id), r.for_month, r.kind])
     result["items"] = [line_wire(r) for r in result["items"]]
     return result
 

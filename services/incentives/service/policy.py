@@ -79,7 +79,7 @@ async def list_policies(
     if after:
         q = q.where(policy_versions.c.version > str(after[0]))
     rows = (await session.execute(q)).all()
-    out = make_page(rows, page.limit, lambda r: [r.version])
+    out = make_page(rows, page, lambda r: [r.version])
     out["items"] = [wire(r) for r in out["items"]]
     return out
 

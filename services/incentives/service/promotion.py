@@ -70,7 +70,7 @@ async def candidates(
     if after:
         q = q.where(s.cadre_id > cursor_uuid(after))
     rows = (await session.execute(q)).all()
-    out = make_page(rows, page.limit, lambda r: [str(r.cadre_id)])
+    out = make_page(rows, page, lambda r: [str(r.cadre_id)])
     ids = [r.cadre_id for r in out["items"]]
     history: dict[UUID, list] = {c: [] for c in ids}
     if ids:

@@ -8,6 +8,7 @@ from services.registry.api.deps import Kernel, Session, Settings
 from services.registry.schemas import Token
 from services.registry.service import users as user_service
 from shared.runtime import ClockDep
+from shared.types import Text
 
 router = APIRouter(tags=["registry: auth"])
 
@@ -18,8 +19,8 @@ async def token(
     kernel: Kernel,
     settings: Settings,
     clock: ClockDep,
-    username: Annotated[str, Form(max_length=100)],
-    password: Annotated[str, Form(max_length=200)],
+    username: Annotated[Text, Form(max_length=100)],
+    password: Annotated[Text, Form(max_length=200)],
 ) -> Token:
     """Exchange a username and password for a bearer token (401 on bad credentials)."""
     access, ttl = await user_service.issue(

@@ -1,7 +1,6 @@
 """Cadres and their honors."""
 
 import uuid
-from datetime import date
 
 from fastapi import APIRouter
 
@@ -21,6 +20,7 @@ from services.registry.service import honors as honor_service
 from shared.contracts.enums import CadreCategory, HonorLevel
 from shared.pagination import Page, Paging
 from shared.runtime import ClockDep
+from shared.types import Day
 
 router = APIRouter(tags=["registry: cadres"])
 
@@ -38,7 +38,7 @@ async def list_cadres(
     paging: Paging,
     unit_id: uuid.UUID | None = None,
     category: CadreCategory | None = None,
-    posted_on: date | None = None,
+    posted_on: Day | None = None,
     active: bool | None = None,
 ):
     """Cadres in scope, by unit subtree, category, and posted on a date."""

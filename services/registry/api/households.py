@@ -1,7 +1,6 @@
 """Households of villages and their pairings with responsible persons (包保)."""
 
 import uuid
-from datetime import date
 
 from fastapi import APIRouter
 
@@ -17,6 +16,7 @@ from services.registry.schemas import (
 from services.registry.service import households as household_service
 from shared.pagination import Page, Paging
 from shared.runtime import ClockDep
+from shared.types import Day
 
 router = APIRouter(tags=["registry: households"])
 
@@ -61,7 +61,7 @@ async def list_pairings(
     cadre_id: uuid.UUID | None = None,
     household_id: uuid.UUID | None = None,
     unit_id: uuid.UUID | None = None,
-    active_on: date | None = None,
+    active_on: Day | None = None,
 ):
     """Pairings in scope (a cadre sees their own), by cadre, household, subtree, date."""
     return await household_service.list_pairings(

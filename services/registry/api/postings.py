@@ -1,7 +1,6 @@
 """Postings: open, end, replace (调整), read, and the history lists."""
 
 import uuid
-from datetime import date
 
 from fastapi import APIRouter
 
@@ -18,6 +17,7 @@ from services.registry.service import postings as posting_service
 from shared.contracts.enums import PostingEndReason, PostingRole
 from shared.pagination import Page, Paging
 from shared.runtime import ClockDep
+from shared.types import Day
 
 router = APIRouter(tags=["registry: postings"])
 
@@ -36,7 +36,7 @@ async def list_postings(
     cadre_id: uuid.UUID | None = None,
     unit_id: uuid.UUID | None = None,
     role: PostingRole | None = None,
-    posted_on: date | None = None,
+    posted_on: Day | None = None,
     ended: bool | None = None,
     reason: PostingEndReason | None = None,
 ):

@@ -19,10 +19,11 @@ from services.registry.schemas import (
 from services.registry.service import training as training_service
 from shared.pagination import Page, Paging
 from shared.runtime import ClockDep
+from shared.types import Day
 
 router = APIRouter(tags=["registry: training"])
-From = Annotated[date | None, Query(alias="from")]
-To = Annotated[date | None, Query(alias="to")]
+From = Annotated[Day | None, Query(alias="from")]
+To = Annotated[Day | None, Query(alias="to")]
 
 
 @router.post("/training-sessions", response_model=TrainingPublic, status_code=201)

@@ -104,7 +104,7 @@ async def fetch_page(session: AsyncSession, stmt, page: PageParams, key: Key) ->
         stmt = stmt.where(_after(key, after))
     stmt = stmt.order_by(*[col for col, _, _ in key]).limit(page.limit + 1)
     rows = (await session.execute(stmt)).all()
-    out = make_page(rows, page.limit, lambda r: [_dump(getattr(r[0], a)) for _, a, _ in key])
+    out = make_page(rows, page, lambda r: [_dump(getattr(r[0], a)) for _, a, _ in key])
     if rows and len(rows[0]) == 1:
         out["items"] = [r[0] for r in out["items"]]
     return out

@@ -28,6 +28,7 @@ from shared.auth import Principal
 from shared.clock import Clock
 from shared.contracts.enums import CadreCategory, Position, PostingRole, UnitKind
 from shared.errors import DomainError, InvalidInput
+from shared.types import Day
 
 CHUNK = 1000
 MAX_ERRORS = 1000
@@ -145,7 +146,7 @@ class UnitRow(_Row):
     code: Code
     name: Title
     kind: UnitKind
-    parent_code: str | None = None
+    parent_code: Code | None = None
     lat: float | None = None
     lon: float | None = None
     radius_m: float | None = None
@@ -157,10 +158,10 @@ class CadreRow(_Row):
     phone: Phone
     category: CadreCategory
     position: Position | None = None
-    unit_code: str | None = None
+    unit_code: Code | None = None
     role: PostingRole | None = None
-    start_date: date | None = None
-    end_date: date | None = None
+    start_date: Day | None = None
+    end_date: Day | None = None
 
 
 async def _existing(session: AsyncSession, column, values: list[str], *cols) -> dict[str, Any]:
@@ -411,8 +412,8 @@ class PostingRow(_Row):
     phone: Phone
     unit_code: Code
     role: PostingRole
-    start_date: date
-    end_date: date | None = None
+    start_date: Day
+    end_date: Day | None = None
 
 
 async def import_postings(
