@@ -13,6 +13,11 @@ class RegistrySettings(ServiceSettings):
     password_min_length: int = 8
     # All rows or none: a file bigger than this is refused before it is read into memory.
     import_max_rows: int = 50_000
+    # Refused while reading (an XLSX by its declared size first): 50,000 rows x 40 columns
+    # once froze every service for 44 s; our widest import has 8 columns.
+    import_max_columns: int = 32
+    import_max_cells: int = 500_000
+    import_max_unzipped_mib: int = 64
 
 
 def registry_settings(settings: ServiceSettings) -> RegistrySettings:

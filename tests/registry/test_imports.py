@@ -424,3 +424,85 @@ async def test_postings_of_registered_cadres(system):
         e for e in await bus_events(system, "registry.posting.opened") if e["cadre_id"] == a["id"]
     ]
     assert len(opened) == 2
+
+
+async def test_an_oversized_csv_field_is_a_row_error(system):
+    t = await make_tree(system)
+    before = await counts(system)
+    good = {"name": "a", "phone": "13600000001", "category": "resident_cadre"}
+    huge = good | {"name": "x" * 140_000, "phone": "13600000002"}
+    nul = good | {"name": "b\x00c", "phone": "13600000003", "unit_code": t["village"]["code"]}
+    content = csv_bytes(CADRE_COLUMNS, [good, huge, nul, good | {"phone": "13600000004"}])
+    r = await upload(system, "cadres", content, "c.csv")
+    assert r.status_code == 422 and r.json()["code"] == "import_invalid", r.text
+    assert [(e["row"], e["field"]) for e in r.json()["errors"]] == [(3, "row")]
+    assert "131072" in r.json()["errors"][0]["problem"]
+    # Once readable, a control character is a row error like any other bad value.
+    content = csv_bytes(CADRE_COLUMNS, [good, nul])
+    r = await upload(system, "cadres", content, "c.csv")
+    assert [(e["row"], e["field"]) for e in r.json()["errors"]] == [(3, "name")]
+    assert await counts(system) == before
+
+
+async def test_files_over_the_limits_are_refused_before_they_are_validated(system, monkeypatch):
+    before = await counts(system)
+    settings = system.runtime("registry").settings
+    wide = xlsx_bytes(UNIT_COLUMNS + [f"extra{i}" for i in range(32)], [["x"] * 40])
+    r = await upload(system, "org-units", wide, "u.xlsx")
+    assert (r.status_code, r.json()["field"]) == (422, "file")
+    assert "more than 32 columns" in r.json()["detail"]
+    r = await upload(system, "org-units", csv_bytes([f"c{i}" for i in range(33)], []), "u.csv")
+    assert "more than 32 columns" in r.json()["detail"]
+    rows = [[f"u{i}", "Unit", "village_group"] for i in range(5)]
+    monkeypatch.setattr(settings, "import_max_rows", 3)
+    r = await upload(system, "org-units", xlsx_bytes(UNIT_COLUMNS[:3], rows), "u.xlsx")
+    assert r.status_code == 422 and "more than 3 rows" in r.json()["detail"]
+    monkeypatch.setattr(settings, "import_max_rows", 100)
+    monkeypatch.setattr(settings, "import_max_cells", 10)
+    for content, name in [
+        (xlsx_bytes(UNIT_COLUMNS[:3], rows), "u.xlsx"),
+        (
+            csv_bytes(
+                UNIT_COLUMNS[:3], [dict(zip(UNIT_COLUMNS[:3], r, strict=True)) for r in rows]
+            ),
+            "u.csv",
+        ),
+    ]:
+        r = await upload(system, "org-units", content, name)
+        assert r.status_code == 422 and "more than 10 cells" in r.json()["detail"], name
+    monkeypatch.setattr(settings, "import_max_cells", 1000)
+    monkeypatch.setattr(settings, "import_max_unzipped_mib", 0)
+    r = await upload(system, "org-units", xlsx_bytes(UNIT_COLUMNS[:3], rows), "u.xlsx")
+    assert r.status_code == 422 and "uncompressed" in r.json()["detail"]
+    assert await counts(system) == before
+
+
+async def test_health_answers_while_an_xlsx_is_parsed(system, monkeypatch):
+    """The parse runs off the event loop: held inside it, the service still answers."""
+    import asyncio
+    import threading
+
+    from services.registry.service import imports as import_service
+
+    t = await make_tree(system)
+    inside, release = threading.Event(), threading.Event()
+    read_table = import_service.read_table
+
+    def held(*args, **kwargs):
+        inside.set()
+        release.wait(30)  # on the event loop this would hold every request below
+        return read_table(*args, **kwargs)
+
+    monkeypatch.setattr(import_service, "read_table", held)
+    rows = [["Group A", "GA-1", "group", t["village"]["code"]]]
+    content = xlsx_bytes(["name", "code", "kind", "parent_code"], rows)
+    upload_task = asyncio.create_task(upload(system, "org-units", content, "u.xlsx"))
+    assert await asyncio.to_thread(inside.wait, 30)
+    health = await system.client.get("/registry/health")
+    units = await system.client.get(f"{API}/org-units", headers=admin(system))
+    assert health.status_code == 200 and units.status_code == 200
+    assert not upload_task.done()
+    release.set()
+    r = await upload_task
+    assert r.status_code == 200, r.text
+    assert r.json()["created"] == {"units": 1}

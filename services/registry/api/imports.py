@@ -1,5 +1,6 @@
 """Bulk imports from CSV or XLSX: all rows or none, with a per-row problem report."""
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, File, UploadFile
@@ -20,7 +21,14 @@ async def _table(file: UploadFile, settings) -> tuple[list[str], list[list[str]]
     content = await file.read(MAX_BYTES + 1)
     if len(content) > MAX_BYTES:
         raise InvalidInput("file", f"larger than {MAX_BYTES // (1024 * 1024)} MiB")
-    return import_service.read_table(content, file.filename or "", settings.import_max_rows)
+    limits = import_service.Limits(
+        rows=settings.import_max_rows,
+        columns=settings.import_max_columns,
+        cells=settings.import_max_cells,
+        unzipped_bytes=settings.import_max_unzipped_mib * 1024 * 1024,
+    )
+    # Parsing is CPU work: in a worker thread, so the services keep answering meanwhile.
+    return await asyncio.to_thread(import_service.read_table, content, file.filename or "", limits)
 
 
 @router.post("/imports/org-units", response_model=ImportResult)

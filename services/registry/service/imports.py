@@ -9,12 +9,14 @@ multi-row inserts and its events in the same transaction.
 import csv
 import io
 import uuid
+import zipfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from openpyxl import load_workbook
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -73,39 +75,103 @@ def _cell(value: Any) -> str:
     return str(value).strip()
 
 
-def read_table(content: bytes, filename: str, max_rows: int) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of a CSV (UTF-8, BOM allowed) or the first sheet of an XLSX."""
+@dataclass(frozen=True)
+class Limits:
+    """What one import file may hold; checked while reading, before anything is validated."""
+
+    rows: int = 50_000
+    columns: int = 32
+    cells: int = 500_000
+    unzipped_bytes: int = 64 * 1024 * 1024
+
+
+def read_table(content: bytes, filename: str, limits: Limits) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a CSV (UTF-8, BOM allowed) or the first sheet of an XLSX.
+
+    Synchronous and CPU-bound: the API runs it in a worker thread, off the event loop.
+    """
     name = filename.lower()
+    problems = Problems()
     if name.endswith(".xlsx"):
-        try:
-            book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-        except Exception as exc:  # openpyxl raises many kinds for a broken file
-            raise InvalidInput("file", "not a readable XLSX workbook") from exc
-        rows_iter: Iterable = (
-            [_cell(v) for v in row] for row in book.worksheets[0].iter_rows(values_only=True)
-        )
+        rows_iter: Iterable[list[str]] = _xlsx_rows(content, limits)
     elif name.endswith(".csv") or name.endswith(".txt") or "." not in name:
         try:
             text = content.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise InvalidInput("file", "a CSV file must be UTF-8") from exc
-        rows_iter = ([c.strip() for c in row] for row in csv.reader(io.StringIO(text)))
+        rows_iter = _csv_rows(text, problems)
     else:
         raise InvalidInput("file", "expected a .csv or .xlsx file")
     header: list[str] | None = None
     rows: list[list[str]] = []
+    cells = 0
     for row in rows_iter:
+        while row and row[-1] == "":
+            row.pop()
+        if len(row) > limits.columns:
+            raise InvalidInput("file", f"more than {limits.columns} columns")
+        cells += len(row)
+        if cells > limits.cells:
+            raise InvalidInput("file", f"more than {limits.cells} cells")
         if header is None:
             header = [c.strip().lower() for c in row]
             continue
         rows.append(row)
-        if len(rows) > max_rows:
-            raise InvalidInput("file", f"more than {max_rows} rows")
+        if len(rows) > limits.rows:
+            raise InvalidInput("file", f"more than {limits.rows} rows")
+    problems.raise_if_any()
     if not header:
         raise InvalidInput("file", "the file is empty")
-    while header and header[-1] == "":
-        header.pop()
     return header, rows
+
+
+def _csv_rows(text: str, problems: Problems) -> Iterable[list[str]]:
+    reader = csv.reader(io.StringIO(text))
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # An oversized field (over csv.field_size_limit(), 131,072 characters) or a
+            # broken quote: that row is reported, the rest of the file is still checked.
+            problems.add(reader.line_num, "row", f"unreadable CSV row: {exc}")
+            continue
+        yield [c.strip() for c in row]
+
+
+def _xlsx_rows(content: bytes, limits: Limits) -> Iterable[list[str]]:
+    """Rows of the first sheet, refused early when the file claims or turns out too big."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            unzipped = sum(i.file_size for i in archive.infolist())
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise InvalidInput("file", "not a readable XLSX workbook") from exc
+    if unzipped > limits.unzipped_bytes:
+        mib = limits.unzipped_bytes // (1024 * 1024)
+        raise InvalidInput("file", f"more than {mib} MiB once uncompressed")
+    try:
+        book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+        sheet = book.worksheets[0]
+        # The sheet's declared size (<dimension>), when it has one: refused before reading.
+        declared_rows, declared_cols = sheet.max_row or 0, sheet.max_column or 0
+    except Exception as exc:  # openpyxl raises many kinds for a broken file
+        raise InvalidInput("file", "not a readable XLSX workbook") from exc
+    if declared_cols > limits.columns:
+        raise InvalidInput("file", f"more than {limits.columns} columns")
+    if declared_rows > limits.rows + 1:
+        raise InvalidInput("file", f"more than {limits.rows} rows")
+    if declared_rows * declared_cols > limits.cells:
+        raise InvalidInput("file", f"more than {limits.cells} cells")
+    try:
+        for row in sheet.iter_rows(values_only=True):
+            yield [_cell(v) for v in row]
+    except InvalidInput:
+        raise
+    except Exception as exc:  # a sheet whose XML breaks half-way
+        raise InvalidInput("file", "not a readable XLSX workbook") from exc
+    finally:
+        book.close()
 
 
 def _records(
@@ -147,9 +213,9 @@ class UnitRow(_Row):
     name: Title
     kind: UnitKind
     parent_code: Code | None = None
-    lat: float | None = None
-    lon: float | None = None
-    radius_m: float | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    radius_m: float | None = Field(default=None, gt=0, le=100_000)
     special_difficulty: bool = False
 
 
