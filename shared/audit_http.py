@@ -236,6 +236,6 @@ def audit_router(name: str, unit_closure: Table | None) -> APIRouter:
             }
             for row in rows
         ]
-        return make_page(items, paging.limit, lambda r: [r["seq"]])
+        return make_page(items, paging, lambda r: [r["seq"]])
 
     return router

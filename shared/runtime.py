@@ -274,13 +274,14 @@ def build_app(
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)
     app.add_middleware(RequestIdMiddleware)
+    clean = [Depends(clean_params)]  # no query or path parameter carries a control character
     for spec in specs:
-        # No query or path parameter of any route carries a control character.
+        prefix = f"/{spec.name}"
+        app.include_router(spec.router, prefix=prefix, dependencies=clean)
+        app.include_router(_service_routes(spec.name), prefix=prefix)
         app.include_router(
-            spec.router, prefix=f"/{spec.name}", dependencies=[Depends(clean_params)]
+            audit_router(spec.name, spec.unit_closure), prefix=prefix, dependencies=clean
         )
-        app.include_router(_service_routes(spec.name), prefix=f"/{spec.name}")
-        app.include_router(audit_router(spec.name, spec.unit_closure), prefix=f"/{spec.name}")
     return app
 
 
