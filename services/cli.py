@@ -10,7 +10,6 @@ frontline audit verify [SERVICE]   check the audit chains (exit 1 on any break)
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 
@@ -18,7 +17,7 @@ import orjson
 import uvicorn
 
 from services.main import SERVICES, embedded_app, service_app, specs
-from shared import audit, dlq
+from shared import audit, dlq, logs
 from shared.clock import Clock
 from shared.db import make_engine
 from shared.migrate import upgrade
@@ -128,6 +127,10 @@ def _anchor(value: str) -> tuple[int, str]:
     return int(seq), digest
 
 
+# Our JSON access lines replace uvicorn's; its logging stays as configured by shared.logs.
+_UVICORN = {"log_config": None, "access_log": False, "server_header": False}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frontline")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -184,12 +187,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
 
-    logging.basicConfig(
-        level=os.environ.get("FRONTLINE_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     kernel = KernelSettings()
+    logs.configure(kernel.log_level, kernel.log_format)
     if args.cmd == "seed":
         _seed(kernel, args)
     elif args.cmd == "migrate":
@@ -201,11 +200,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0 if asyncio.run(_audit_verify(kernel, names, args.anchor)) else 1)
     elif args.cmd == "run":
         _announce(kernel, args.port)
-        uvicorn.run(embedded_app(kernel=kernel), host=args.host, port=args.port, log_level="info")
+        uvicorn.run(embedded_app(kernel=kernel), host=args.host, port=args.port, **_UVICORN)
     else:
         port = args.port or DEFAULT_PORTS[args.service]
         app = service_app(args.service, kernel=kernel)
-        uvicorn.run(app, host=args.host, port=port, log_level="info")
+        uvicorn.run(app, host=args.host, port=port, **_UVICORN)
     sys.exit(0)
 
 

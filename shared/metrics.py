@@ -17,6 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 
+from shared import logs
+
 if TYPE_CHECKING:
     from shared.runtime import ServiceRuntime
 
@@ -55,7 +57,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 class RequestMetrics:
     """ASGI middleware timing every request by route template (never the raw path: ids
-    would make a series per cadre). Unmatched paths share one `unmatched` route."""
+    would make a series per cadre; unmatched paths share one `unmatched` route), and
+    writing its access line with the request id (shared/logs.py)."""
 
     def __init__(self, app: Callable[..., Awaitable[None]]):
         self.app = app
@@ -73,14 +76,27 @@ class RequestMetrics:
                 status = message["status"]
             await send(message)
 
+        state = scope.setdefault("state", {})
+        token = logs.REQUEST_ID.set(state.get("request_id"))
         try:
             await self.app(scope, receive, send_status)
         finally:
+            seconds = time.perf_counter() - start
             path = scope.get("path", "")
             service = path.split("/", 2)[1] if path.count("/") >= 2 else ""
-            REQUESTS.labels(service, scope["method"], _template(scope), str(status)).observe(
-                time.perf_counter() - start
+            route = _template(scope)
+            REQUESTS.labels(service, scope["method"], route, str(status)).observe(seconds)
+            principal = state.get("principal")
+            logs.log_request(
+                sample=scope["app"].state.kernel.access_log_sample,
+                service=service,
+                method=scope["method"],
+                route=route,
+                status=status,
+                seconds=seconds,
+                user=principal.username if principal else None,
             )
+            logs.REQUEST_ID.reset(token)
 
 
 def _template(scope: dict[str, Any]) -> str:

@@ -62,6 +62,10 @@ class KernelSettings(BaseSettings):
     consumer_max_attempts: int = 3
     consumer_retry_seconds: float = 0.2
     run_scheduler: bool = True
+    # Logs (shared/logs.py): JSON lines by default; successful requests sampled.
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    access_log_sample: float = Field(default=1.0, ge=0, le=1)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
     def local_bus_url(self) -> str:

@@ -1,0 +1,47 @@
+"""Logs are JSON lines that carry the request id from the HTTP request onwards."""
+
+import io
+import logging
+
+import orjson
+import pytest
+
+from shared.logs import JsonFormatter
+
+
+@pytest.fixture
+def lines():
+    """What the process logs during the test, as parsed JSON objects."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield lambda: [orjson.loads(line) for line in out.getvalue().splitlines()]
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+async def test_an_access_line_names_request_id_user_route_status_and_latency(system, lines):
+    headers = {**system.headers(username="ops-7"), "X-Request-ID": "req-4711"}
+    r = await system.client.get("/registry/v1/org-units", headers=headers)
+    assert r.status_code == 200 and r.headers["x-request-id"] == "req-4711"
+    [line] = [x for x in lines() if x["logger"] == "frontline.access"]
+    assert line["request_id"] == "req-4711" and line["user"] == "ops-7"
+    assert line["route"] == "/registry/v1/org-units" and line["status"] == 200
+    assert line["method"] == "GET" and line["latency_ms"] >= 0 and line["level"] == "info"
+
+
+async def test_sampling_leaves_out_successes_but_never_errors(system, lines):
+    system.kernel.access_log_sample = 0.0
+    try:
+        await system.client.get("/registry/v1/org-units", headers=system.headers())
+        await system.client.get("/registry/v1/org-units")  # no token: 401
+    finally:
+        system.kernel.access_log_sample = 1.0
+    access = [x for x in lines() if x["logger"] == "frontline.access"]
+    assert [x["status"] for x in access] == [401]
