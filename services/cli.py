@@ -25,6 +25,12 @@ from shared.runtime import make_transport
 from shared.settings import KernelSettings
 
 DEFAULT_PORTS = {"registry": 8001, "assessment": 8002, "incentives": 8003}
+SERVE_ENV = "FRONTLINE_SERVE_SERVICE"
+
+
+def serve_factory():
+    """The app of one `frontline serve --workers N` worker process."""
+    return service_app(os.environ[SERVE_ENV], kernel=KernelSettings())
 
 
 def _announce(kernel: KernelSettings, port: int) -> None:
@@ -141,6 +147,28 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=SERVICES)
     serve.add_argument("--port", type=int)
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("FRONTLINE_WORKERS", 1)),
+        help="processes on one port; each is a replica (shares the consumer group and outbox)",
+    )
+    sim = sub.add_parser("simulate", help="phones signing in against a running Frontline")
+    sim.add_argument("--base-url", default="http://127.0.0.1:8000")
+    sim.add_argument("--cadres", type=int, default=100)
+    sim.add_argument("--duration", type=float, default=30.0, help="seconds of load")
+    sim.add_argument("--connections", type=int, default=64, help="keep-alive connections")
+    sim.add_argument(
+        "--admin-user", default=os.environ.get("FRONTLINE_BOOTSTRAP_ADMIN_USERNAME") or "admin"
+    )
+    sim.add_argument(
+        "--admin-password", default=os.environ.get("FRONTLINE_BOOTSTRAP_ADMIN_PASSWORD") or "admin"
+    )
+    sim.add_argument(
+        "--jwt-secret",
+        default="",
+        help="sign cadre tokens locally instead of creating a user per cadre",
+    )
     mig = sub.add_parser("migrate", help="upgrade services' databases to the latest schema")
     # No `choices` here: argparse checks the whole default list against them and refuses it.
     mig.add_argument("services", nargs="*", metavar="SERVICE", help=", ".join(SERVICES))
@@ -191,6 +219,10 @@ def main(argv: list[str] | None = None) -> None:
     logs.configure(kernel.log_level, kernel.log_format)
     if args.cmd == "seed":
         _seed(kernel, args)
+    elif args.cmd == "simulate":
+        from services.simulate import simulate
+
+        print(orjson.dumps(asyncio.run(simulate(args)), option=orjson.OPT_INDENT_2).decode())
     elif args.cmd == "migrate":
         asyncio.run(_migrate(kernel, args.services))
     elif args.cmd == "dlq":
@@ -203,8 +235,20 @@ def main(argv: list[str] | None = None) -> None:
         uvicorn.run(embedded_app(kernel=kernel), host=args.host, port=args.port, **_UVICORN)
     else:
         port = args.port or DEFAULT_PORTS[args.service]
-        app = service_app(args.service, kernel=kernel)
-        uvicorn.run(app, host=args.host, port=port, **_UVICORN)
+        if args.workers > 1:
+            # Worker processes import the app by name; the service travels in the environment.
+            os.environ[SERVE_ENV] = args.service
+            uvicorn.run(
+                "services.cli:serve_factory",
+                factory=True,
+                workers=args.workers,
+                host=args.host,
+                port=port,
+                **_UVICORN,
+            )
+        else:
+            app = service_app(args.service, kernel=kernel)
+            uvicorn.run(app, host=args.host, port=port, **_UVICORN)
     sys.exit(0)
 
 

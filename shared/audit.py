@@ -229,6 +229,19 @@ LOCK_SQL = "SELECT pg_advisory_xact_lock($1)"
 INSERT_SQL = _insert_sql(lambda c: _pg_cast(c, f"${_ORDER.index(c) + 1}"), postgres=True)
 
 
+def pg_function_sql(name: str) -> str:
+    """`CREATE FUNCTION name(...)`: LOCK_SQL then INSERT_SQL in one call (args as for
+    INSERT_SQL). Each statement in a PL/pgSQL function takes a fresh snapshot, so the call
+    may sit inside a larger statement (the sign-in hot path's single write) and still read
+    the chain's head after the lock; the lock is then held only inside the server."""
+    types = ", ".join(["text", *(_PG_TYPES.get(c, "text").lower() for c in _COLUMNS)])
+    return (
+        f"CREATE OR REPLACE FUNCTION {name}({types}) RETURNS integer LANGUAGE plpgsql AS $fn$\n"
+        f"BEGIN\n  PERFORM pg_advisory_xact_lock({LOCK_KEY});\n  {INSERT_SQL};\n"
+        "  RETURN 1;\nEND $fn$"
+    )
+
+
 def asyncpg_args(entry: Entry) -> list[Any]:
     values = entry.values()
     return [values[c] for c in _ORDER]

@@ -83,6 +83,12 @@ def route_template(request: Request) -> str:
 
 
 async def record_request(session: Any, request: Request, at: datetime) -> None:
+    await append(session, request_entry(session, request, at))
+
+
+def request_entry(session: Any, request: Request, at: datetime) -> Entry:
+    """The row of a state-changing request, from what its transaction noted in
+    `session.info` (anything with an `info` dict: the sign-in hot path has no session)."""
     template = route_template(request)
     actor = current_actor(session)
     extra = session.info.get("audit_note") or {}
@@ -98,24 +104,21 @@ async def record_request(session: Any, request: Request, at: datetime) -> None:
         summary["events"] = [{"type": t, "key": k} for t, k, _ in noted["items"]]
         summary["events_count"] = noted["count"]
     summary.update(extra.get("summary", {}))
-    await append(
-        session,
-        Entry(
-            at=at,
-            kind="request",
-            action=f"{request.method} {template}",
-            actor_id=actor.user_id,
-            actor_name=actor.username,
-            roles=",".join(actor.roles),
-            request_id=actor.request_id,
-            targets=[
-                *(str(v) for v in request.path_params.values()),
-                *extra.get("targets", []),
-                *event_targets,
-            ],
-            unit_id=extra.get("unit_id") or event_unit,
-            summary=summary,
-        ),
+    return Entry(
+        at=at,
+        kind="request",
+        action=f"{request.method} {template}",
+        actor_id=actor.user_id,
+        actor_name=actor.username,
+        roles=",".join(actor.roles),
+        request_id=actor.request_id,
+        targets=[
+            *(str(v) for v in request.path_params.values()),
+            *extra.get("targets", []),
+            *event_targets,
+        ],
+        unit_id=extra.get("unit_id") or event_unit,
+        summary=summary,
     )
 
 

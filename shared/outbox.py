@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.audit import audit_table, current_actor, note_events
 from shared.clock import Clock
 from shared.db import is_postgres
-from shared.events import EventPayload, encode, envelope_for
+from shared.events import Envelope, EventPayload, encode, envelope_for
 from shared.transport import Record, Transport
 
 log = logging.getLogger(__name__)
@@ -95,10 +95,9 @@ async def add_events(
     occurred_at: datetime,
 ) -> None:
     """Several events in one multi-row INSERT (batch sign-ins, week closing)."""
-    rows, envelopes = [], []
     actor = current_actor(session)  # the request or event this transaction serves
-    for payload, key in items:
-        env = envelope_for(
+    envelopes = [
+        envelope_for(
             payload,
             key=key,
             producer=producer,
@@ -107,22 +106,27 @@ async def add_events(
             actor_id=actor.user_id,
             actor_name=actor.username,
         )
-        envelopes.append(env)
-        rows.append(
-            {
-                "event_id": str(env.event_id),
-                "topic": env.topic,
-                "key": env.key,
-                "type": env.type,
-                "body": encode(env).decode(),
-                "created_at": occurred_at,
-            }
-        )
+        for payload, key in items
+    ]
+    rows = [outbox_row(env) for env in envelopes]
     if rows:
         await session.execute(OUTBOX.insert(), rows)
         note_events(session, envelopes)
         # Read by the transaction owner after commit, to wake the relay at once.
         session.info["outbox_written"] = session.info.get("outbox_written", 0) + len(rows)
+
+
+def outbox_row(env: Envelope) -> dict[str, Any]:
+    """The outbox row of one envelope (columns by name); the sign-in hot path writes it
+    with its own asyncpg statement."""
+    return {
+        "event_id": str(env.event_id),
+        "topic": env.topic,
+        "key": env.key,
+        "type": env.type,
+        "body": encode(env).decode(),
+        "created_at": env.occurred_at,
+    }
 
 
 class Relay:

@@ -95,6 +95,8 @@ class ServiceRuntime:
             else None
         )
         self.tasks: list[asyncio.Task] = []
+        # Called on stop, before the engine is disposed (pools a service opened itself).
+        self.closers: list[Callable[[], Awaitable[None]]] = []
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -139,6 +141,12 @@ class ServiceRuntime:
             for t in stuck:  # shutdown must finish even if a worker ignores cancellation
                 log.error("%s: %s did not stop in time", self.name, t.get_name())
         self.tasks.clear()
+        for close in self.closers:
+            try:
+                await asyncio.wait_for(close(), timeout=10)
+            except Exception:  # shutdown goes on; the server drops the connections anyway
+                log.exception("%s: a pool did not close", self.name)
+        self.closers.clear()
         await asyncio.wait_for(self.engine.dispose(), timeout=10)
 
     async def health(self) -> dict[str, Any]:
@@ -344,7 +352,7 @@ async def settle(app: FastAPI, timeout: float = 15.0) -> None:
             raise TimeoutError("events did not settle")
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:  # async: no thread-pool hop per request
     return request.app.state.clock
 
 

@@ -8,6 +8,7 @@ import shared.contracts  # noqa: F401  (registers every event type)
 from services.assessment import models
 from services.assessment.api import router
 from services.assessment.events import handlers
+from services.assessment.service import signin_fast
 from services.assessment.service.scheduler import scheduler
 from services.assessment.settings import AssessmentSettings, policy_of
 from shared.runtime import ServiceRuntime, ServiceSpec, build_app
@@ -16,6 +17,7 @@ from shared.runtime import ServiceRuntime, ServiceSpec, build_app
 async def adopt_policy(runtime: ServiceRuntime) -> None:
     """Read the policy once, also when the runtime was handed plain ServiceSettings."""
     runtime.settings = policy_of(runtime.settings)
+    await signin_fast.open_for(runtime)
 
 
 spec = ServiceSpec(

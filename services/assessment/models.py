@@ -150,6 +150,9 @@ class SignIn(Base, table=True):
     local_date: date
     day_date: date | None = None
     night_date: date | None = None
+    # What makes a replay "identical" (signins.request_hash); a reused key with another
+    # body is refused. Rows from before the column have none and replay as before.
+    request_hash: str | None = Field(default=None, sa_type=String(32))
 
 
 class Week(Base, table=True):

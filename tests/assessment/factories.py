@@ -219,7 +219,7 @@ async def presence(system: System, cadre_id: uuid.UUID, week: str) -> dict[str, 
 async def events(system: System, *types: str) -> list:
     """Envelopes assessment has published so far (after settling), optionally by type."""
     await system.settle()
-    messages = await system.app.state.transport.read("frontline.assessment", limit=100_000)
+    messages = await system.app.state.transport.read("frontline.assessment")
     found = [decode(m.value) for m in messages]
     return [e for e in found if not types or e.type in types]
 

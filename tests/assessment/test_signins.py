@@ -1,7 +1,7 @@
 """Sign-in on post: every flag with its boundary, idempotency, bad input, the batch."""
 
 import asyncio
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 
 import pytest
 from sqlalchemy import event, func, select
@@ -178,15 +178,42 @@ async def test_a_cadre_signs_in_only_for_themself(system, posted):
     assert await stored_count(system, posted) == 0
 
 
-async def test_a_replay_answers_200_with_the_first_answer_whatever_the_body(system, posted):
+async def test_an_identical_replay_answers_200_with_the_first_answer(system, posted):
     first = await f.sign_in(system, posted, f.local(2026, 11, 25, 9), key="same")
     again = await f.sign_in(system, posted, f.local(2026, 11, 25, 9), key="same")
-    other_body = await f.sign_in(
-        system, posted, f.local(2026, 11, 25, 9, 30), key="same", mock_location=True
-    )
+    # The same instant written with another offset is the same sign-in.
+    utc = await f.sign_in(system, posted, f.local(2026, 11, 25, 9).astimezone(UTC), key="same")
     assert first.status_code == 201
-    assert again.status_code == other_body.status_code == 200
-    assert again.content == first.content == other_body.content
+    assert again.status_code == utc.status_code == 200
+    assert again.content == first.content == utc.content
+    assert await stored_count(system, posted) == 1
+    assert len(await f.events(system, "assessment.signin.recorded")) == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"device_time": "2026-11-25T09:00:01+08:00"},
+        {"lat": f.VILLAGE_LAT + 0.0001},
+        {"lon": f.VILLAGE_LON + 0.0001},
+        {"accuracy_m": 11.0},
+        {"device_id": "another-phone"},
+        {"mock_location": True},
+    ],
+)
+async def test_a_key_reused_with_another_body_is_409(system, posted, change):
+    body = f.sign_in_body(posted, f.local(2026, 11, 25, 9), key="same")
+    headers = system.headers(Role.cadre, cadre_id=posted)
+    first = await system.client.post("/assessment/v1/sign-ins", json=body, headers=headers)
+    other = await system.client.post("/assessment/v1/sign-ins", json=body | change, headers=headers)
+    assert first.status_code == 201
+    assert other.status_code == 409
+    assert (other.json()["code"], other.json()["field"]) == (
+        "idempotency_key_reused",
+        "idempotency_key",
+    )
+    again = await system.client.post("/assessment/v1/sign-ins", json=body, headers=headers)
+    assert (again.status_code, again.content) == (200, first.content)
     assert await stored_count(system, posted) == 1
     assert len(await f.events(system, "assessment.signin.recorded")) == 1
 
@@ -214,6 +241,22 @@ async def test_concurrent_duplicates_store_one_row(system, posted):
     assert len(await f.events(system, "assessment.signin.recorded")) == 1
 
 
+async def test_concurrent_duplicates_with_two_bodies_store_one_row(system, posted):
+    body = f.sign_in_body(posted, f.local(2026, 11, 25, 9), key="twin")
+    headers = system.headers(Role.cadre, cadre_id=posted)
+    bodies = [body, body | {"mock_location": True}] * 4
+    answers = await asyncio.gather(
+        *[system.client.post("/assessment/v1/sign-ins", json=b, headers=headers) for b in bodies]
+    )
+    [winner] = [a for a in answers if a.status_code == 201]
+    same = [a for b, a in zip(bodies, answers, strict=True) if b == bodies[answers.index(winner)]]
+    assert sorted(a.status_code for a in same) == [200] * 3 + [201]
+    assert {a.content for a in same} == {winner.content}
+    assert sorted(a.status_code for a in answers if a not in same) == [409] * 4
+    assert await stored_count(system, posted) == 1
+    assert len(await f.events(system, "assessment.signin.recorded")) == 1
+
+
 # --- the offline batch ------------------------------------------------------------------
 
 
@@ -234,10 +277,12 @@ async def test_batch_answers_each_item_in_input_order(system, posted):
         f.sign_in_body(posted, f.local(2026, 11, 21, 9), key="c", mock_location=True),
         f.sign_in_body(other, f.local(2026, 11, 21, 9), key="d"),
         f.sign_in_body(posted, NOW + timedelta(minutes=6), key="e"),
-        f.sign_in_body(posted, f.local(2026, 11, 24, 9), key="a"),  # a repeat in the batch
-        f.sign_in_body(posted, f.local(2026, 11, 19, 9), key="stored"),
+        f.sign_in_body(posted, f.local(2026, 11, 24, 9), key="a"),  # key reused in the batch
+        f.sign_in_body(posted, f.local(2026, 11, 19, 9), key="stored"),  # key reused
         "not a sign-in",
         {k: v for k, v in f.sign_in_body(posted, NOW).items() if k != "lat"},
+        f.sign_in_body(posted, f.local(2026, 11, 23, 9), key="a"),  # a repeat in the batch
+        f.sign_in_body(posted, f.local(2026, 11, 20, 9), key="stored"),  # a replay
     ]
     r = await batch(system, posted, items)
     assert r.status_code == 200
@@ -252,8 +297,14 @@ async def test_batch_answers_each_item_in_input_order(system, posted):
     assert (results[2]["status"], results[2]["reasons"]) == ("flagged", ["mock_location"])
     assert (results[3]["code"], results[3]["field"]) == ("not_own_record", "cadre_id")
     assert (results[4]["code"], results[4]["field"]) == ("device_time_in_future", "device_time")
-    assert results[5] == results[0]
-    assert results[6] == stored.json()
+    for n in (5, 6):
+        assert (results[n]["status"], results[n]["code"], results[n]["field"]) == (
+            "rejected",
+            "idempotency_key_reused",
+            "idempotency_key",
+        )
+    assert results[9] == results[0]
+    assert results[10] == stored.json()
     assert results[7]["status"] == "rejected"
     assert (results[8]["status"], results[8]["field"]) == ("rejected", "lat")
     assert await stored_count(system, posted) == 3  # stored, a, c

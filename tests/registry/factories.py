@@ -86,7 +86,7 @@ async def login(system: System, username: str, password: str):
 async def bus_events(system: System, type_: str | None = None) -> list[dict]:
     """Every registry event a subscriber of the topic has received so far (after settling)."""
     await system.settle()
-    messages = await system.app.state.transport.read("frontline.registry", 0, 100_000)
+    messages = await system.app.state.transport.read("frontline.registry")
     envelopes = [decode(m.value) for m in messages]
     return [
         {"type": e.type, "key": e.key, **e.payload}

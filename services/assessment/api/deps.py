@@ -8,15 +8,20 @@ from fastapi import Depends, Request
 from services.assessment.settings import AssessmentSettings, policy_of
 from shared.auth import Principal, require_roles
 from shared.contracts.enums import Role
-from shared.runtime import SessionDep
+from shared.runtime import ServiceRuntime, SessionDep
 
 Session = SessionDep("assessment")
 
 
-def _policy(request: Request) -> AssessmentSettings:
+async def _policy(request: Request) -> AssessmentSettings:  # async: no thread-pool hop
     return policy_of(request.app.state.runtimes["assessment"].settings)
 
 
+async def _runtime(request: Request) -> ServiceRuntime:
+    return request.app.state.runtimes["assessment"]
+
+
+Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 Policy = Annotated[AssessmentSettings, Depends(_policy)]
 OrgAdmin = Annotated[Principal, Depends(require_roles(Role.org_admin))]
 Reader = Annotated[Principal, Depends(require_roles(Role.org_admin, Role.auditor))]

@@ -2,17 +2,17 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from services.assessment.api.deps import Policy, Session
+from services.assessment.api.deps import Policy, Runtime, Session
 from services.assessment.schemas import (
     SignInBatch,
     SignInBatchResult,
     SignInCreate,
     SignInPublic,
 )
-from services.assessment.service import signins
+from services.assessment.service import signin_fast, signins
 from shared.auth import CurrentPrincipal
 from shared.contracts.enums import Role
 from shared.errors import Forbidden, InvalidInput
@@ -24,20 +24,16 @@ router = APIRouter(tags=["sign-ins"])
 @router.post("/sign-ins", response_model=SignInPublic, status_code=201)
 async def sign_in(
     body: SignInCreate,
-    response: Response,
-    session: Session,
+    request: Request,
+    runtime: Runtime,
     principal: CurrentPrincipal,
     clock: ClockDep,
     policy: Policy,
-) -> dict[str, Any]:
+) -> Response:
     """Sign in on post (a cadre, for themself); a replayed key answers its first answer."""
     principal.ensure_self_or(body.cadre_id)
-    [outcome] = await signins.record(session, body.cadre_id, [body], now=clock.now(), policy=policy)
-    if outcome.kind == "rejected":
-        raise InvalidInput(outcome.field, outcome.detail, code=outcome.code)
-    if outcome.kind == "replayed":
-        response.status_code = 200
-    return outcome.body
+    outcome = await signin_fast.sign_in(runtime, request, body, now=clock.now(), policy=policy)
+    return signins.respond(outcome)
 
 
 @router.post("/sign-ins/batch", response_model=SignInBatchResult)
@@ -74,7 +70,7 @@ async def sign_in_batch(
     for (n, item), outcome in zip(valid, outcomes, strict=True):
         results[n] = (
             _rejected(n, item.idempotency_key, outcome.code, outcome.field, outcome.detail)
-            if outcome.kind == "rejected"
+            if outcome.kind in ("rejected", "conflict")
             else outcome.body
         )
     return {"results": results}

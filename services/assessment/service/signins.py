@@ -7,11 +7,14 @@ seen before (even by a concurrent request) answers the first stored sign-in.
 """
 
 import bisect
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+import orjson
+from fastapi import Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +36,7 @@ from shared.clock import local_datetime, week_end_moment
 from shared.contracts.assessment import SignInRecorded
 from shared.contracts.enums import SignInReason, SignInStatus
 from shared.db import insert_ignore
+from shared.errors import Conflict, InvalidInput
 
 REASON_ORDER = list(SignInReason)
 
@@ -48,6 +52,40 @@ class Outcome:
     detail: str = ""
 
 
+def request_hash(item: SignInCreate) -> str:
+    """What makes two submissions of one key "identical": the same cadre, instant (whatever
+    the offset it was written with), position, accuracy, device and mock flag."""
+    canonical = "|".join(
+        (
+            str(item.cadre_id),
+            as_utc(item.device_time).isoformat(),
+            repr(float(item.lat)),
+            repr(float(item.lon)),
+            repr(float(item.accuracy_m)),
+            item.device_id,
+            "1" if item.mock_location else "0",
+        )
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def reused(key: str) -> Outcome:
+    return Outcome(
+        "conflict",
+        code="idempotency_key_reused",
+        field="idempotency_key",
+        detail=f"idempotency key {key!r} was used before with a different sign-in",
+    )
+
+
+def answer(stored: dict[str, Any], item: SignInCreate) -> Outcome:
+    """A key seen before: its first answer when the body is the same, else a conflict
+    (rows stored before hashes were kept have none and answer as a replay)."""
+    if stored.get("request_hash") not in (None, request_hash(item)):
+        return reused(item.idempotency_key)
+    return Outcome("replayed", body_of(stored))
+
+
 def body_of(row: dict[str, Any]) -> dict[str, Any]:
     """The answer for a stored sign-in: the same bytes for the first answer and any replay."""
     return {
@@ -59,6 +97,32 @@ def body_of(row: dict[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "reasons": [r for r in row["reasons"].split(",") if r],
     }
+
+
+def respond(outcome: Outcome) -> Response:
+    """The HTTP answer to one sign-in: 201 first, 200 replay, 409 reused key, 422 rejected.
+
+    Rendered with orjson (`Z` for UTC, as pydantic writes it), so the first answer and
+    every replay are the same bytes whichever path stored the row."""
+    if outcome.kind == "rejected":
+        raise InvalidInput(outcome.field, outcome.detail, code=outcome.code)
+    if outcome.kind == "conflict":
+        raise Conflict(outcome.detail, code=outcome.code, field=outcome.field)
+    b = outcome.body
+    content = orjson.dumps(
+        {
+            "id": str(b["id"]),
+            "idempotency_key": b["idempotency_key"],
+            "cadre_id": str(b["cadre_id"]),
+            "device_time": as_utc(b["device_time"]),
+            "received_at": as_utc(b["received_at"]),
+            "status": b["status"],
+            "reasons": b["reasons"],
+        },
+        option=orjson.OPT_UTC_Z,
+    )
+    status = 201 if outcome.kind == "created" else 200
+    return Response(content, status_code=status, media_type="application/json")
 
 
 def _within(t: time, start: time, end: time) -> bool:
@@ -128,7 +192,7 @@ async def record(
     fresh: dict[str, int] = {}  # key -> index of its first new item
     for n, item in enumerate(items):
         if item.idempotency_key in stored:
-            outcomes[n] = Outcome("replayed", body_of(stored[item.idempotency_key]))
+            outcomes[n] = answer(stored[item.idempotency_key], item)
         elif item.idempotency_key in fresh:
             continue  # answered below, once the first item of that key is stored
         elif as_utc(item.device_time) - now > timedelta(seconds=policy.future_tolerance_seconds):
@@ -153,12 +217,17 @@ async def record(
         for r in created:
             outcomes[fresh[r["idempotency_key"]]] = Outcome("created", body_of(r))
         for key, row in winners.items():
-            outcomes[fresh[key]] = Outcome("replayed", body_of(row))
+            outcomes[fresh[key]] = answer(row, items[fresh[key]])
         await emit(session, [(_event(r), cadre_id) for r in created], now)
         await _rejudge_closed_weeks(session, cadre_id, created, now=now, policy=policy)
     for n, item in enumerate(items):
         if outcomes[n] is None:  # a repeat of a key first seen in this same batch
-            outcomes[n] = Outcome("replayed", outcomes[fresh[item.idempotency_key]].body)
+            first = items[fresh[item.idempotency_key]]
+            same = request_hash(first) == request_hash(item)
+            outcome = outcomes[fresh[item.idempotency_key]]
+            outcomes[n] = (
+                Outcome("replayed", outcome.body) if same else reused(item.idempotency_key)
+            )
     return outcomes  # type: ignore[return-value]
 
 
@@ -178,50 +247,78 @@ async def _evaluate(
     track = await _track(session, cadre_id, min(times), max(times))
     rows = []
     for item, moment in sorted(zip(items, times, strict=True), key=lambda pair: pair[1]):
-        local, day, night = windows(moment, policy)
-        reasons: set[SignInReason] = set()
-        posting = posting_on(postings, local)
-        if posting is None:
-            reasons.add(SignInReason.not_posted)
-        elif (fence := fences.get(posting.unit_id)) is not None:
-            slack = min(item.accuracy_m, policy.accuracy_cap_m)
-            far = distance_m(item.lat, item.lon, fence.fence_lat, fence.fence_lon)
-            if far > fence.fence_radius_m + slack:
-                reasons.add(SignInReason.outside_geofence)
+        posting = posting_on(postings, local_datetime(moment).date())
+        fence = fences.get(posting.unit_id) if posting is not None else None
         at = bisect.bisect_right(track, (moment, float("inf"), float("inf")))
-        if at:
-            then, lat, lon = track[at - 1]
-            hours = (moment - then).total_seconds() / 3600
-            if distance_m(lat, lon, item.lat, item.lon) / 1000 > policy.max_speed_kmh * hours:
-                reasons.add(SignInReason.implausible_travel)
-        track.insert(at, (moment, item.lat, item.lon))
-        if item.mock_location:
-            reasons.add(SignInReason.mock_location)
-        if now - moment > timedelta(days=policy.offline_window_days):
-            reasons.add(SignInReason.late_sync)
         rows.append(
-            {
-                "id": uuid.uuid4(),
-                "cadre_id": cadre_id,
-                "idempotency_key": item.idempotency_key,
-                "device_time": moment,
-                "received_at": now,
-                "lat": item.lat,
-                "lon": item.lon,
-                "accuracy_m": item.accuracy_m,
-                "device_id": item.device_id,
-                "mock_location": item.mock_location,
-                "status": (SignInStatus.flagged if reasons else SignInStatus.accepted).value,
-                "reasons": ",".join(r.value for r in REASON_ORDER if r in reasons),
-                "counted": not reasons,
-                "posting_id": posting.posting_id if posting else None,
-                "unit_id": posting.unit_id if posting else None,
-                "local_date": local,
-                "day_date": day,
-                "night_date": night,
-            }
+            judge(
+                cadre_id, item, moment, posting, fence, track[at - 1] if at else None, now, policy
+            )
         )
+        track.insert(at, (moment, item.lat, item.lon))
     return rows
+
+
+def judge(
+    cadre_id: uuid.UUID,
+    item: SignInCreate,
+    moment: datetime,
+    posting: Any,
+    fence: Any,
+    previous: tuple[datetime, float, float] | None,
+    now: datetime,
+    policy: AssessmentSettings,
+) -> dict[str, Any]:
+    """The row for one new sign-in with its flags (DESIGN.md §4), given the posting that
+    holds on its local date, that posting's fence and the cadre's sign-in just before it."""
+    local, day, night = windows(moment, policy)
+    reasons: set[SignInReason] = set()
+    if posting is None:
+        reasons.add(SignInReason.not_posted)
+    elif fence is not None:
+        slack = min(item.accuracy_m, policy.accuracy_cap_m)
+        far = distance_m(item.lat, item.lon, fence.fence_lat, fence.fence_lon)
+        if far > fence.fence_radius_m + slack:
+            reasons.add(SignInReason.outside_geofence)
+    if previous is not None:
+        then, lat, lon = previous
+        hours = (moment - then).total_seconds() / 3600
+        if distance_m(lat, lon, item.lat, item.lon) / 1000 > policy.max_speed_kmh * hours:
+            reasons.add(SignInReason.implausible_travel)
+    if item.mock_location:
+        reasons.add(SignInReason.mock_location)
+    if now - moment > timedelta(days=policy.offline_window_days):
+        reasons.add(SignInReason.late_sync)
+    return {
+        "id": uuid.uuid4(),
+        "cadre_id": cadre_id,
+        "idempotency_key": item.idempotency_key,
+        "device_time": moment,
+        "received_at": now,
+        "lat": item.lat,
+        "lon": item.lon,
+        "accuracy_m": item.accuracy_m,
+        "device_id": item.device_id,
+        "mock_location": item.mock_location,
+        "status": (SignInStatus.flagged if reasons else SignInStatus.accepted).value,
+        "reasons": ",".join(r.value for r in REASON_ORDER if r in reasons),
+        "counted": not reasons,
+        "posting_id": posting.posting_id if posting else None,
+        "unit_id": posting.unit_id if posting else None,
+        "local_date": local,
+        "day_date": day,
+        "night_date": night,
+        "request_hash": request_hash(item),
+    }
+
+
+def ended_weeks(row: dict[str, Any], now: datetime) -> list[date]:
+    """The weeks a counted sign-in counts in that have already ended (closing may have
+    judged them without it)."""
+    if not row["counted"]:
+        return []
+    dates = (row["local_date"], row["day_date"], row["night_date"])
+    return [m for m in {week_of(d) for d in dates if d is not None} if week_end_moment(m) <= now]
 
 
 def _event(row: dict[str, Any]) -> SignInRecorded:
@@ -246,14 +343,7 @@ async def _rejudge_closed_weeks(
     policy: AssessmentSettings,
 ) -> None:
     """A counted sign-in for a week already closed re-judges that week for its cadre."""
-    mondays = {
-        week_of(d)
-        for r in created
-        if r["counted"]
-        for d in (r["local_date"], r["day_date"], r["night_date"])
-        if d is not None
-    }
-    ended = [m for m in mondays if week_end_moment(m) <= now]
+    ended = list({m for r in created for m in ended_weeks(r, now)})
     if not ended:  # the usual case: this week's sign-ins cost no extra statement
         return
     closed = (
