@@ -8,6 +8,8 @@ from sqlalchemy import event, func, select
 
 from services.assessment.models import SignIn
 from services.assessment.service.common import distance_m
+from shared import audit
+from shared.audit import AUDIT
 from shared.contracts.enums import Role
 from tests.assessment import factories as f
 
@@ -363,3 +365,36 @@ async def test_batch_checks_travel_between_its_own_items(system):
     results = (await batch(system, c, items)).json()["results"]
     assert results[0]["reasons"] == ["implausible_travel"]
     assert results[1]["reasons"] == []
+
+
+# --- the audit row, on either path ------------------------------------------------------
+
+
+async def test_sign_ins_and_replays_leave_an_unbroken_audit_chain(system, posted):
+    """Created and replayed sign-ins leave a row naming the cadre's request and event; a
+    refused one leaves none (on PostgreSQL these go through the one-statement path)."""
+    body = f.sign_in_body(posted, f.local(2026, 11, 25, 9), key="audited")
+    headers = system.headers(Role.cadre, cadre_id=posted) | {"X-Request-ID": "req-1"}
+    url = "/assessment/v1/sign-ins"
+    answers = await asyncio.gather(
+        *[system.client.post(url, json=body, headers=headers) for _ in range(4)]
+    )
+    answers.append(await system.client.post(url, json=body | {"lat": 25.2}, headers=headers))
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 201, 409]
+    await f.attend(system, posted, [f.local(2026, 11, 24, 21)])
+    async with system.transaction("assessment") as s:
+        rows = (await s.execute(select(AUDIT).order_by(AUDIT.c.seq))).all()
+    mine = [r for r in rows if r.kind == "request" and r.action.endswith("/sign-ins")]
+    assert len(mine) == 5, [r.action for r in rows if r.kind == "request"]
+    first = [r for r in mine if "events" in r.summary]
+    assert len(first) == 2
+    assert {r.request_id for r in mine[:4]} == {"req-1"}
+    assert all(r.roles == "cadre" and str(posted) in r.targets for r in first)
+    assert '"assessment.signin.recorded"' in first[0].summary
+    report = await audit.verify(system.runtime("assessment").engine)
+    assert report.ok, report.problems
+
+
+async def test_single_sign_ins_take_the_prepared_path_on_postgres_only(system, backend):
+    pool = system.runtime("assessment").signin_pool
+    assert (pool is not None) == (backend == "postgres")
