@@ -141,7 +141,7 @@ def _audited(request: Request, now: datetime, envelope: Envelope | None) -> list
     info: dict[str, Any] = {"audit_request": request}
     if envelope is not None:
         note_events(SimpleNamespace(info=info), [envelope])  # type: ignore[arg-type]
-    entry = request_entry(SimpleNamespace(info=info), request, "assessment", now)
+    entry = request_entry(SimpleNamespace(info=info), request, now)
     return audit.asyncpg_args(entry)
 
 
@@ -240,7 +240,7 @@ async def sign_in(
         [outcome] = await record(session, item.cadre_id, [item], now=now, policy=policy)
         if outcome.kind in ("rejected", "conflict"):
             return outcome  # nothing was written: the transaction commits nothing
-        await record_request(session, request, "assessment", now)
+        await record_request(session, request, now)
     return outcome
 
 
