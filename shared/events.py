@@ -61,6 +61,17 @@ def topic_for(type_name: str) -> str:
     return f"{TOPIC_PREFIX}.{type_name.split('.', 1)[0]}"
 
 
+# Topics whose every record carries its entity's whole current state, keyed by the entity's
+# id: Kafka may compact them (keep the last record per key) and a rebuild still finds
+# everything. Event topics (assessment, incentives) keep a retention instead.
+COMPACTED_SERVICES = ("registry",)
+
+
+def is_compacted(topic: str) -> bool:
+    """`frontline.registry` (with any namespace in front), not its DLQ."""
+    return any(topic.endswith(f"{TOPIC_PREFIX}.{s}") for s in COMPACTED_SERVICES)
+
+
 def dlq_topic(topic: str) -> str:
     return f"{topic}.dlq"
 

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
 
-from shared.events import all_topics
+from shared.events import all_topics, is_compacted
 from shared.settings import KafkaSettings
 from shared.transport import Message, Record
 
@@ -49,14 +49,23 @@ class KafkaTransport:
         }
 
     def topic_configs(self, topic: str) -> dict[str, str]:
-        """Per-topic settings (README, "Kafka settings"): in-sync replicas and retention."""
+        """Per-topic settings (README, "Kafka settings"): in-sync replicas and retention.
+
+        Registry topics are compacted instead: every record is its entity's whole state
+        keyed by the entity's id, so the last one per key is all a rebuild needs.
+        """
         s = self.settings
         retention = s.dlq_retention_ms if topic.endswith(".dlq") else s.retention_ms
-        return {
+        configs = {
             # Never more than there are copies: acks=all writes would all be refused.
             "min.insync.replicas": str(min(s.min_insync_replicas, s.replication_factor)),
+            "cleanup.policy": "delete",
             "retention.ms": str(retention),
         }
+        if is_compacted(topic):
+            configs["cleanup.policy"] = "compact"
+            del configs["retention.ms"]
+        return configs
 
     async def ensure_topics(self, names: list[str]) -> None:
         admin = AIOKafkaAdminClient(**self._common(), client_id=f"{self.client_id}-admin")
@@ -139,9 +148,10 @@ class KafkaTransport:
         finally:
             await consumer.stop()
 
-    async def read(self, topic: str) -> list[Message]:
+    async def read(self, topic: str, start: int = 0, limit: int | None = None) -> list[Message]:
         """The whole topic as it stands, without a group (DLQ inspection): every partition
-        read up to the end offset it had when the read began."""
+        read up to the end offset it had when the read began (from `start` in each, at
+        most `limit` records)."""
         consumer = AIOKafkaConsumer(**self._common(), enable_auto_commit=False)
         await consumer.start()
         try:
@@ -163,11 +173,13 @@ class KafkaTransport:
                 elif loop.time() > stalled_after:
                     raise TimeoutError(f"reading {topic}: no records before its end offsets")
                 for tp, records in batch.items():
-                    out.extend(_message(topic, r) for r in records)
+                    out.extend(_message(topic, r) for r in records if r.offset >= start)
                     # A broker that answers ListOffsets with the last batch's base offset
                     # (Tansu) is corrected by the high watermark of the fetch.
                     ends[tp] = max(ends[tp], consumer.highwater(tp) or 0)
-            return out
+                if limit is not None and len(out) >= limit:
+                    break
+            return out[:limit]
         finally:
             await consumer.stop()
 

@@ -32,6 +32,7 @@ from shared.metrics import render as render_metrics
 from shared.migrate import upgrade
 from shared.outbox import Relay, backlog
 from shared.pagination import cursor_key
+from shared.prune import prune_job
 from shared.settings import KernelSettings, ServiceSettings
 from shared.transport import LocalBus, Transport
 from shared.types import clean_params
@@ -116,6 +117,7 @@ class ServiceRuntime:
             self.tasks.append(self._supervise("relay", self.relay.run))
             if self.runner:
                 self.tasks.append(self._supervise("consumer", self.runner.run))
+            self.tasks.append(self._supervise("prune", lambda: prune_job(self)))
             for job in self.spec.background:
                 self.tasks.append(self._supervise(job.__name__, lambda job=job: job(self)))
 
@@ -234,12 +236,14 @@ def git_sha() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def make_transport(kernel: KernelSettings, client_id: str = "frontline") -> Transport:
+def make_transport(
+    kernel: KernelSettings, client_id: str = "frontline", clock: Clock | None = None
+) -> Transport:
     if kernel.transport == "kafka":
         from shared.kafka import KafkaTransport
 
         return KafkaTransport(kernel.kafka, client_id=client_id)
-    return LocalBus(kernel.local_bus_url())
+    return LocalBus(kernel.local_bus_url(), clock=clock)
 
 
 def build_app(
@@ -254,7 +258,7 @@ def build_app(
     """One app for the given services, each under `/<name>`; runs their workers in lifespan."""
     kernel = kernel or KernelSettings()
     clock = clock or Clock()
-    transport = transport or make_transport(kernel, "-".join(s.name for s in specs))
+    transport = transport or make_transport(kernel, "-".join(s.name for s in specs), clock)
     service_settings = service_settings or {}
 
     @asynccontextmanager

@@ -22,8 +22,9 @@ class KafkaSettings(BaseSettings):
     # (`make up`, tests) sets both to 1.
     replication_factor: int = 3
     min_insync_replicas: int = 2
-    # Event topics keep 30 days: a consumer group down for longer has lost events and
-    # says so loudly in health and logs (its service is then rebuilt from the log).
+    # Registry topics are compacted (shared/kafka.py, topic_configs). Event topics keep 30
+    # days: a consumer group down for longer has lost events and says so loudly in health
+    # and logs (its service is then rebuilt from the log).
     # Dead letters keep 90 days for an operator to look at.
     retention_ms: int = 30 * 24 * 3600 * 1000
     dlq_retention_ms: int = 90 * 24 * 3600 * 1000
@@ -66,6 +67,11 @@ class KernelSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
     access_log_sample: float = Field(default=1.0, ge=0, le=1)
+    # Pruning horizons (shared/prune.py says why each is what it is).
+    outbox_retention_days: float = 7
+    inbox_retention_days: float = 45
+    bus_retention_days: float = 30
+    prune_interval_seconds: float = 3600
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
     def local_bus_url(self) -> str:

@@ -9,23 +9,30 @@ SQLite file (var/bus.sqlite), so events survive a restart of the embedded proces
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
+    DateTime,
     LargeBinary,
     MetaData,
     String,
     Table,
     Text,
+    delete,
     func,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.clock import Clock
 from shared.db import make_engine, make_sessionmaker, upsert
+from shared.events import is_compacted
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,7 @@ class Transport(Protocol):
     async def publish(self, records: list[Record]) -> None: ...
     def consumer(self, group: str, topics: list[str]) -> Consumer: ...
     async def lag(self, group: str, topics: list[str]) -> dict[str, int]: ...
-    async def read(self, topic: str) -> list[Message]: ...
+    async def read(self, topic: str, start: int = 0, limit: int | None = None) -> list[Message]: ...
 
 
 _md = MetaData()
@@ -75,6 +82,8 @@ BUS = Table(
     Column("key", String(200), nullable=False),
     Column("value", LargeBinary, nullable=False),
     Column("headers", Text, nullable=False, default="{}"),
+    # When the row was appended, for pruning (shared/prune.py); null in logs made before.
+    Column("appended_at", DateTime(timezone=True), nullable=True),
 )
 OFFSETS = Table(
     "bus_offsets",
@@ -90,8 +99,9 @@ class LocalBus:
 
     name = "local"
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, clock: Clock | None = None):
         self.url = url
+        self.clock = clock or Clock()
         self.engine: AsyncEngine | None = None
         self.sent: Counter[str] = Counter()
         self._write = asyncio.Lock()
@@ -102,6 +112,7 @@ class LocalBus:
             self.engine = make_engine(self.url)
             async with self.engine.begin() as conn:
                 await conn.run_sync(_md.create_all)
+                await conn.run_sync(_add_appended_at)
             self.sessionmaker = make_sessionmaker(self.engine)
 
     async def stop(self) -> None:
@@ -123,7 +134,7 @@ class LocalBus:
                     )
                 ).all()
             )
-            rows = []
+            rows, now = [], self.clock.now()
             for r in records:
                 heads[r.topic] = heads.get(r.topic, -1) + 1
                 rows.append(
@@ -133,6 +144,7 @@ class LocalBus:
                         "key": r.key,
                         "value": r.value,
                         "headers": orjson.dumps(r.headers).decode(),
+                        "appended_at": now,
                     }
                 )
             await s.execute(BUS.insert(), rows)
@@ -163,11 +175,52 @@ class LocalBus:
             heads = dict(rows.all())
         return {t: heads.get(t, -1) + 1 - done.get(t, 0) for t in topics}
 
-    async def read(self, topic: str) -> list[Message]:
-        """The whole topic as it stands, without a group (DLQ inspection)."""
+    async def read(self, topic: str, start: int = 0, limit: int | None = None) -> list[Message]:
+        """A topic from an offset to its end (or `limit` rows), without a group."""
         async with self.sessionmaker() as s:
-            rows = await s.execute(select(BUS).where(BUS.c.topic == topic).order_by(BUS.c.offset))
+            rows = await s.execute(
+                select(BUS)
+                .where(BUS.c.topic == topic, BUS.c.offset >= start)
+                .order_by(BUS.c.offset)
+                .limit(limit)
+            )
             return [_message(r) for r in rows]
+
+    async def prune(self, before: datetime) -> int:
+        """Delete rows appended before `before` (Kafka's retention); on compacted topics only
+        those a newer row of the same key supersedes (Kafka's compaction)."""
+        newer = BUS.alias("newer")
+        superseded = (
+            select(newer.c.offset)
+            .where(
+                newer.c.topic == BUS.c.topic,
+                newer.c.key == BUS.c.key,
+                newer.c.offset > BUS.c.offset,
+            )
+            .exists()
+        )
+        compacted = [t for t in await self.topics() if is_compacted(t)]
+        async with self._write, self.sessionmaker() as s, s.begin():
+            old = BUS.c.appended_at < before
+            gone = await s.execute(delete(BUS).where(old, BUS.c.topic.not_in(compacted)))
+            n = gone.rowcount
+            if compacted:
+                gone = await s.execute(
+                    delete(BUS).where(old, BUS.c.topic.in_(compacted), superseded)
+                )
+                n += gone.rowcount
+        return n
+
+    async def topics(self) -> list[str]:
+        async with self.sessionmaker() as s:
+            return list((await s.scalars(select(BUS.c.topic).distinct())).all())
+
+
+def _add_appended_at(conn) -> None:
+    # The bus has no migrations (it is a cache of the embedded process's events); a log made
+    # before pruning existed gets the column, its old rows stay until compaction.
+    if "appended_at" not in {c["name"] for c in inspect(conn).get_columns("bus_messages")}:
+        conn.execute(text("ALTER TABLE bus_messages ADD COLUMN appended_at TIMESTAMP"))
 
 
 def _message(r) -> Message:

@@ -1,4 +1,10 @@
-"""Events the registry publishes on `frontline.registry` (key: cadre id, or unit id)."""
+"""Events the registry publishes on `frontline.registry`.
+
+The key is the id of the entity the event is about (unit, cadre, posting, honor, user,
+pairing), and every event carries that entity's whole state (a revocation, the honor's
+id): the topic is compacted, so a consumer rebuilding from it finds each entity's last
+record. Order across entities is not kept; consumers tolerate that (entity versions).
+"""
 
 from datetime import date
 from uuid import UUID

@@ -43,7 +43,7 @@ async def test_award_and_revoke(system):
     assert events == [
         {
             "type": "registry.honor.awarded",
-            "key": cadre["id"],
+            "key": honor["id"],  # the entity's id: the topic is compacted by it
             "honor_id": honor["id"],
             "cadre_id": cadre["id"],
             "level": "province",
@@ -52,7 +52,7 @@ async def test_award_and_revoke(system):
         },
         {
             "type": "registry.honor.revoked",
-            "key": cadre["id"],
+            "key": honor["id"],
             "honor_id": honor["id"],
             "cadre_id": cadre["id"],
         },

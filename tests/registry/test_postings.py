@@ -44,7 +44,7 @@ async def test_open_and_end_announce(system):
         "unit_id": t["village"]["id"],
         "role": "first_secretary",
         "start_date": "2026-01-01",
-        "key": cadre["id"],
+        "key": p["id"],  # the entity's id: the topic is compacted by it
     }
     assert events == [
         {"type": "registry.posting.opened", **common, "end_date": None},

@@ -52,7 +52,7 @@ async def award(
         year=honor.year,
         title=honor.title,
     )
-    await emit(session, clock, (payload, honor.cadre_id))
+    await emit(session, clock, (payload, honor.id))
     return honor
 
 
@@ -70,9 +70,7 @@ async def revoke(
         raise Conflict("the honor is already revoked", code="honor_revoked")
     honor.revoked_at, honor.revoke_reason = clock.now(), reason
     await session.flush()
-    await emit(
-        session, clock, (HonorRevoked(honor_id=honor.id, cadre_id=honor.cadre_id), honor.cadre_id)
-    )
+    await emit(session, clock, (HonorRevoked(honor_id=honor.id, cadre_id=honor.cadre_id), honor.id))
     return honor
 
 

@@ -85,7 +85,7 @@ def pairing_event(p: Pairing) -> tuple[PairingChanged, uuid.UUID]:
         start_date=p.start_date,
         end_date=p.end_date,
     )
-    return payload, p.cadre_id
+    return payload, p.id
 
 
 async def pair(

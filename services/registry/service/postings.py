@@ -52,7 +52,7 @@ def opened_event(p: Posting) -> tuple[PostingOpened, uuid.UUID]:
         start_date=p.start_date,
         end_date=p.end_date,
     )
-    return payload, p.cadre_id
+    return payload, p.id
 
 
 def ended_event(p: Posting) -> tuple[PostingEnded, uuid.UUID]:
@@ -65,7 +65,7 @@ def ended_event(p: Posting) -> tuple[PostingEnded, uuid.UUID]:
         end_date=p.end_date,
         reason=p.end_reason,
     )
-    return payload, p.cadre_id
+    return payload, p.id
 
 
 async def _ensure_no_overlap(
