@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import audit
@@ -141,7 +142,17 @@ class ConsumerRunner:
             return dict(await self.transport.lag(self.group, self.handlers.topics()))
         return await self.consumer.lag()
 
+    async def never_applied(self) -> bool:
+        """An empty inbox: this database never applied an event (pruning keeps the newest)."""
+        async with self.sessionmaker() as s:
+            return (await s.execute(select(INBOX.c.event_id).limit(1))).first() is None
+
     async def run(self, *, poll_seconds: float = 1.0) -> None:
+        if await self.never_applied():
+            # A new or emptied database: read every topic from its start, so projections
+            # are rebuilt from the log (registry topics are compacted by entity, so they
+            # still hold every entity's last state).
+            await self.transport.rewind(self.group, self.handlers.topics())
         consumer = self.transport.consumer(self.group, self.handlers.topics())
         await consumer.start()
         self.consumer = consumer

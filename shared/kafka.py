@@ -8,7 +8,14 @@ from collections import Counter
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    IllegalStateError,
+    RebalanceInProgressError,
+    TopicAlreadyExistsError,
+    UnknownMemberIdError,
+)
 
 from shared.events import all_topics, is_compacted
 from shared.settings import KafkaSettings
@@ -20,6 +27,15 @@ log = logging.getLogger(__name__)
 def _message(topic: str, r) -> Message:
     headers = {k: v.decode() for k, v in (r.headers or ())}
     return Message(topic, r.partition, r.offset, (r.key or b"").decode(), r.value or b"", headers)
+
+
+_MEMBERS_STILL_IN = (
+    CommitFailedError,
+    IllegalGenerationError,
+    IllegalStateError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 
 
 class KafkaTransport:
@@ -145,6 +161,41 @@ class KafkaTransport:
                     lag += ends.get(tp, 0) - (done or 0)
                 out[self.logical(topic)] = lag
             return out
+        finally:
+            await consumer.stop()
+
+    async def rewind(self, group: str, topics: list[str]) -> bool:
+        """Commit the beginning of every partition for `group` (a rebuild from the log).
+
+        Kafka takes such a commit only from an empty group. A member killed a moment ago
+        stays in it until its session times out, so a refusal is retried for that long;
+        False if live members still hold the group (they share this service's database
+        and fill it themselves).
+        """
+        consumer = AIOKafkaConsumer(**self._common(), group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.settings.session_timeout_ms / 1000 * 1.5 + 2
+        try:
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            tps = [
+                TopicPartition(t, p)
+                for t in map(self.real, topics)
+                for p in consumer.partitions_for_topic(t) or ()
+            ]
+            if not tps:
+                return True
+            consumer.assign(tps)
+            starts = await consumer.beginning_offsets(tps)
+            while True:
+                try:
+                    await consumer.commit({tp: starts[tp] for tp in tps})
+                    return True
+                except _MEMBERS_STILL_IN as exc:
+                    if loop.time() > give_up:
+                        log.warning("rewind of %s refused: %r", group, exc)
+                        return False
+                    await asyncio.sleep(1.0)
         finally:
             await consumer.stop()
 

@@ -70,6 +70,7 @@ class Transport(Protocol):
     async def publish(self, records: list[Record]) -> None: ...
     def consumer(self, group: str, topics: list[str]) -> Consumer: ...
     async def lag(self, group: str, topics: list[str]) -> dict[str, int]: ...
+    async def rewind(self, group: str, topics: list[str]) -> bool: ...
     async def read(self, topic: str, start: int = 0, limit: int | None = None) -> list[Message]: ...
 
 
@@ -163,6 +164,14 @@ class LocalBus:
                 )
             )
             return dict(rows.all())
+
+    async def rewind(self, group: str, topics: list[str]) -> bool:
+        """Forget the group's offsets: it reads the topics from their start (a rebuild)."""
+        async with self._write, self.sessionmaker() as s, s.begin():
+            await s.execute(
+                delete(OFFSETS).where(OFFSETS.c.group_id == group, OFFSETS.c.topic.in_(topics))
+            )
+        return True
 
     async def lag(self, group: str, topics: list[str]) -> dict[str, int]:
         done = await self.committed(group, topics)
