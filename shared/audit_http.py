@@ -3,11 +3,13 @@ and `GET /<service>/v1/audit`.
 
 Which requests leave a row: every POST, PUT, PATCH or DELETE whose route owns a
 `SessionDep` transaction and succeeds; the row is written last in that transaction, so it
-exists exactly when the change does. A request refused (4xx) or failed changed nothing and
-leaves no row (its request id is in the response and the access log). An idempotent replay
-is a request like any other and leaves a row. Request bodies are kept in the summary with
-secrets (`password`, `token`, `secret` keys) masked, cut at 4,000 characters; uploads only
-by name and size.
+exists exactly when the change does. An idempotent replay is a request like any other and
+leaves a row. A write refused with 403 to an authenticated principal (the attempts the
+authorization policy stops) leaves a `refused` row, written in a transaction of its own
+after the answer. Other refusals (401, 404, 409, 422) and failures changed nothing and
+leave no row; their request id is in the response and the access log. Request bodies are
+kept in the summary with secrets (`password`, `token`, `secret` keys) masked, cut at 4,000
+characters; uploads only by name and size.
 
 Who reads the log: auditors, county-wide or scoped. Org admins are among the people the log
 watches, so they do not read it. A scoped auditor sees rows whose target unit lies in its
@@ -18,6 +20,7 @@ only.
 import re
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 import orjson
@@ -28,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.audit import (
     AUDIT,
+    MUTATING,
     Entry,
     append,
     current_actor,
@@ -60,14 +64,31 @@ class RequestIdMiddleware:
         request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         raw = request_id.encode()
+        status = 0
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 headers = [*message.get("headers", []), (b"x-request-id", raw)]
                 message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+        if status == 403 and scope["method"] in MUTATING and "principal" in scope["state"]:
+            await record_refusal(Request(scope), status)
+
+
+async def record_refusal(request: Request, status: int) -> None:
+    """A refused write, in a transaction of its own (the request's own one rolled back)."""
+    runtime = request.app.state.runtimes.get(request.url.path.split("/")[1])
+    if runtime is None:
+        return
+    info = {"audit_request": request, "audit_note": {"summary": {"status": status}}}
+    entry = request_entry(SimpleNamespace(info=info), request, runtime.clock.now())
+    entry.kind = "refused"
+    async with runtime.transaction() as session:
+        await append(session, entry)
 
 
 def route_template(request: Request) -> str:

@@ -135,6 +135,27 @@ async def test_no_row_without_a_change(tmp_path, toy_db):
     assert (row.seq, row.action, row.actor_id) == (1, "POST /toy/v1/notes", None)
 
 
+async def test_a_write_refused_to_a_known_user_leaves_a_refused_row(tmp_path, toy_db):
+    inspector, admin = uuid.uuid4(), uuid.uuid4()
+    async with running(tmp_path, toy_db, workers=False) as (app, client):
+        headers = {**bearer(app, inspector, Role.inspector), "X-Request-ID": "try-seal"}
+        refused = await client.post("/toy/v1/notes/k9/seal", headers=headers)
+        assert refused.status_code == 403
+        assert (await client.post("/toy/v1/notes/k9/seal")).status_code == 401
+        sealed = await client.post(
+            "/toy/v1/notes/k9/seal", headers=bearer(app, admin, Role.org_admin)
+        )
+        assert sealed.status_code == 201
+        found = await rows(app)
+        assert (await verify(app)).ok
+    assert [(r.kind, r.action, r.actor_id, r.target_id) for r in found] == [
+        ("refused", "POST /toy/v1/notes/{key}/seal", inspector, "k9"),
+        ("request", "POST /toy/v1/notes/{key}/seal", admin, "k9"),
+    ]
+    assert found[0].request_id == "try-seal" and found[0].roles == "inspector"
+    assert orjson.loads(found[0].summary)["status"] == 403
+
+
 @pytest.mark.parametrize(
     ("given", "kept"),
     [(None, False), ("abc-123:x.y_z", True), ("has space", False), ("x" * 65, False)],

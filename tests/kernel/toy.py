@@ -101,6 +101,15 @@ async def add_signed_note(
     return {"key": body.key, "by": principal.username}
 
 
+@router.post("/notes/{key}/seal", status_code=201)
+async def seal(
+    key: str, session: SessionDep("toy"), principal=Depends(require_roles(Role.org_admin))
+):
+    """Only org_admin seals: another principal's attempt is refused (403)."""
+    session.add(Note(key=key, seq=0))
+    return {"sealed": key}
+
+
 @router.post("/orphans", status_code=201)
 async def add_orphan(clock: ClockDep, session: SessionDep("toy")):
     """A child of no parent: the INSERT passes, the COMMIT fails."""
