@@ -58,3 +58,30 @@ def test_kafka_is_kraft_and_topics_are_created_by_the_services():
 def test_dockerfile_runs_the_cli_that_exists():
     text = (DEPLOY / "Dockerfile").read_text()
     assert "frontline serve" in text and "pip install" in text
+
+
+def test_containers_restart_and_services_wait_for_healthy_dependencies():
+    services = compose()["services"]
+    for name, svc in services.items():
+        assert svc["restart"] in ("always", "unless-stopped"), name
+        assert svc.get("healthcheck", {}).get("test"), name
+    for name in DEFAULT_PORTS:
+        deps = services[name]["depends_on"]
+        assert {d: c["condition"] for d, c in deps.items()} == {
+            "postgres": "service_healthy",
+            "kafka": "service_healthy",
+        }
+        # The probe asks the service's own liveness route, on its own port.
+        probe = " ".join(services[name]["healthcheck"]["test"])
+        assert "/health/live" in probe and "PORT" in probe and "SERVICE" in probe
+
+
+def test_kubernetes_topics_are_created_as_the_services_would_create_them():
+    from shared.kafka import KafkaTransport
+    from shared.settings import KafkaSettings
+
+    made = KafkaTransport(KafkaSettings()).topic_configs
+    docs = yaml.safe_load_all((DEPLOY / "k8s/base/topics.yaml").read_text())
+    for topic in docs:
+        name, config = topic["spec"]["topicName"], topic["spec"]["config"]
+        assert {k: str(v) for k, v in config.items()} == made(name), name

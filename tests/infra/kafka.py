@@ -59,9 +59,19 @@ def kafka_broker(kind: str = "apache") -> Iterator[str]:
 
 @contextlib.contextmanager
 def kafka_cluster3() -> Iterator[KafkaCluster]:
-    """Three nodes, replication factor 3, min.insync.replicas=2 (the fault suite's)."""
-    with kafka_cluster(3) as cluster:
+    """Three nodes, replication factor 3, min.insync.replicas=2 (the fault suite's).
+
+    Clients reach them through TCP proxies (tests/infra/proxy.py), so a test can also cut
+    the network: `cluster.cut()`, `cluster.restore()`.
+    """
+    from tests.infra.proxy import ProxiedKafkaCluster
+
+    cluster = ProxiedKafkaCluster(3)
+    try:
+        cluster.start()
         yield cluster
+    finally:
+        cluster.stop()
 
 
 async def create_topics(
