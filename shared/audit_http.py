@@ -17,6 +17,7 @@ subtree; a row whose unit is not known (a sign-in, a user without a unit) is cou
 only.
 """
 
+import logging
 import re
 import uuid
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ from shared.contracts.enums import Role
 from shared.errors import InvalidInput
 from shared.pagination import Page, Paging, make_page
 
+log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 _SECRET_KEYS = re.compile(r"password|secret|token", re.IGNORECASE)
@@ -87,8 +89,11 @@ async def record_refusal(request: Request, status: int) -> None:
     info = {"audit_request": request, "audit_note": {"summary": {"status": status}}}
     entry = request_entry(SimpleNamespace(info=info), request, runtime.clock.now())
     entry.kind = "refused"
-    async with runtime.transaction() as session:
-        await append(session, entry)
+    try:
+        async with runtime.transaction() as session:
+            await append(session, entry)
+    except Exception:  # the answer has gone out; a lost refusal row must not look like a 500
+        log.exception("%s: the audit row of a refused request was not written", runtime.name)
 
 
 def route_template(request: Request) -> str:
