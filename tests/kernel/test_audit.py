@@ -187,6 +187,26 @@ async def test_concurrent_requests_make_one_unbroken_chain(tmp_path, toy_db):
     assert (report.rows, report.head_seq, report.head_hash) == (40, 40, found[-1].hash)
 
 
+async def test_the_database_hashes_any_text_as_the_verifier_does(tmp_path, toy_db):
+    # CJK, emoji, quotes, backslashes, a line separator, an RTL override, a long body.
+    odd = 'Polao 坡老村 👍 "q" \\   ‮ end'
+    async with running(tmp_path, toy_db, workers=False) as (app, client):
+        user = uuid.uuid4()
+        for i, (key, note) in enumerate([(odd, odd), (odd + "x" * 60, odd * 200), ("k", "")]):
+            r = await client.post(
+                "/toy/v1/signed-notes",
+                json={"key": key, "seq": i, "note": note},
+                headers=bearer(app, user, Role.inspector, username=odd),
+            )
+            assert r.status_code == 201, r.text
+        report = await verify(app)
+        found = await rows(app)
+    assert report.ok, report.problems
+    assert found[0].actor_name == odd and orjson.loads(found[0].summary)["body"]["note"] == odd
+    assert found[1].target_id == (odd + "x" * 60)[:64]
+    assert "cut" in orjson.loads(found[1].summary)["body"]
+
+
 async def five_rows(client) -> None:
     for i in range(5):
         r = await client.post("/toy/v1/notes", json={"key": f"t{i}", "seq": 1})
