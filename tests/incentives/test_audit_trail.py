@@ -6,8 +6,11 @@ posted in assessment, through every event caused in between.
 import uuid
 
 import pytest
+from sqlalchemy import select
 
 from shared.contracts.enums import Role
+from shared.events import decode
+from shared.outbox import OUTBOX
 from tests.assessment import factories as f
 
 
@@ -66,6 +69,13 @@ async def test_a_deduction_leads_back_to_the_finding_request_and_its_inspector(s
         "assessment.negative_entry.recorded",
         "assessment.accountability.opened",
     }
+
+    # What incentives publishes in turn carries the same request and actor on.
+    async with system.transaction("incentives") as s:
+        bodies = (await s.execute(select(OUTBOX.c.body))).scalars().all()
+    caused = [e for e in map(decode, bodies) if e.request_id == "check-1123-li"]
+    assert {e.type for e in caused} == {"incentives.eligibility.changed"}
+    assert {(e.actor_id, e.actor_name) for e in caused} == {(inspector, "ducha-li")}
 
     r = await system.client.get(
         "/assessment/v1/audit", params={"request_id": "check-1123-li"}, headers=auditor
