@@ -1,5 +1,6 @@
 """DESIGN.md §2 guarantees with three real processes, PostgreSQL and a Kafka broker."""
 
+import asyncio
 import json
 import os
 import signal
@@ -51,7 +52,8 @@ async def test_the_whole_chain_from_posting_to_stipend_batch(api: Api):
             )
             assert body["status"] == "accepted", body
     week = week_label(monday)
-    closed = await api.call("POST", f"/assessment/v1/weeks/{week}/close")
+    closing = {**api.admin, "X-Request-ID": "e2e-close-week"}
+    closed = await api.call("POST", f"/assessment/v1/weeks/{week}/close", as_=closing)
     assert closed["week"] == week and closed["non_compliant"] >= 1
     await api.settle()
 
@@ -93,6 +95,28 @@ async def test_the_whole_chain_from_posting_to_stipend_batch(api: Api):
     by_cadre = {line["cadre_id"]: line for line in lines["items"]}
     for c in (good, short):
         assert by_cadre[c["id"]]["net"] == eligible[c["id"]]["net"]
+
+    # Across processes and Kafka, the deduction leads back to the close request and its user.
+    [study] = [d for d in eligible[short["id"]]["deductions"] if d["kind"] == "study_class"]
+    rows = await api.call(
+        "GET",
+        "/incentives/v1/audit",
+        params={"request_id": "e2e-close-week", "limit": 500},
+        as_=await api.user(["auditor"]),
+    )
+    [row] = [r for r in rows["items"] if r["summary"]["event_id"] == study["source"]["id"]]
+    assert row["actor_name"] == api.admin_login[0] and row["kind"] == "event"
+    verify = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.cli", "audit", "verify"],
+        env=api.stack.env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert verify.stdout.count("chain intact") == 3, verify.stdout
 
 
 async def count_sign_ins(api: Api, cadre_ids: list[str]) -> int:
