@@ -22,7 +22,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
@@ -216,8 +216,9 @@ def audit_router(name: str, unit_closure: Table | None) -> APIRouter:
         actor_id: uuid.UUID | None = None,
         request_id: Annotated[str | None, Query(max_length=64)] = None,
         target: Annotated[str | None, Query(max_length=64)] = None,
+        kind: Literal["request", "event", "refused"] | None = None,
     ) -> dict[str, Any]:
-        """The audit log in order (time range, actor, request id, target); auditors only."""
+        """The audit log in order (time range, actor, request id, target, kind); auditors only."""
         for field, value in (("since", since), ("until", until)):
             if value is not None and value.tzinfo is None:
                 raise InvalidInput(field, "must carry a UTC offset")
@@ -227,6 +228,8 @@ def audit_router(name: str, unit_closure: Table | None) -> APIRouter:
             if len(after) != 1 or not isinstance(after[0], int):
                 raise InvalidInput("cursor", "not a cursor this service issued")
             stmt = stmt.where(AUDIT.c.seq > after[0])
+        if kind is not None:
+            stmt = stmt.where(AUDIT.c.kind == kind)
         if actor_id is not None:
             stmt = stmt.where(AUDIT.c.actor_id == actor_id)
         if request_id is not None:

@@ -91,6 +91,9 @@ async def test_filters_and_pages(system):
         return [r["request_id"] for r in page["items"] if r["kind"] == "request"]
 
     assert actions(await read(system, auditor, actor_id=str(bob))) == ["r-town"]
+    only = await read(system, auditor, kind="request")
+    assert {r["kind"] for r in only["items"]} == {"request"} and len(only["items"]) == 3
+    assert (await read(system, auditor, status=422, kind="update"))["field"] == "kind"
     assert actions(await read(system, auditor, request_id="r-town2")) == ["r-town2"]
     assert actions(await read(system, auditor, target=town["id"])) == ["r-town"]
     since = (system.clock.now() - timedelta(minutes=90)).isoformat()
