@@ -17,7 +17,7 @@ import orjson
 import uvicorn
 
 from services.main import SERVICES, embedded_app, service_app, specs
-from shared import audit, dlq, logs
+from shared import audit, dlq, logs, tracing
 from shared.clock import Clock
 from shared.db import make_engine
 from shared.migrate import upgrade
@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> None:
 
     kernel = KernelSettings()
     logs.configure(kernel.log_level, kernel.log_format)
+    tracing.configure(kernel.otlp_endpoint, f"frontline-{getattr(args, 'service', 'embedded')}")
     if args.cmd == "seed":
         _seed(kernel, args)
     elif args.cmd == "simulate":

@@ -11,6 +11,8 @@ from typing import Any, ClassVar, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared import tracing
+
 TOPIC_PREFIX = "frontline"
 EVENT_TYPES: dict[str, type["EventPayload"]] = {}
 P = TypeVar("P", bound="EventPayload")
@@ -46,6 +48,8 @@ class Envelope(BaseModel):
     request_id: str | None = None
     actor_id: uuid.UUID | None = None
     actor_name: str | None = None
+    # W3C trace context of the span that wrote the event (shared/tracing.py).
+    traceparent: str | None = None
 
     @property
     def topic(self) -> str:
@@ -103,6 +107,7 @@ def envelope_for(
         request_id=request_id,
         actor_id=actor_id,
         actor_name=actor_name,
+        traceparent=tracing.current(),
     )
 
 

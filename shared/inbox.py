@@ -11,10 +11,11 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared import audit
+from shared import audit, logs, metrics, tracing
 from shared.clock import Clock
 from shared.db import insert_ignore
 from shared.events import Envelope, EventPayload, decode, dlq_topic, parse_payload
@@ -147,6 +148,38 @@ class ConsumerRunner:
         async with self.sessionmaker() as s:
             return (await s.execute(select(INBOX.c.event_id).limit(1))).first() is None
 
+    async def _consume(self, m: Message) -> str:
+        """One message inside its consumer span, its request id on every line it logs."""
+        kind = m.headers.get("type") or "unknown"
+        token = logs.REQUEST_ID.set(m.headers.get("request_id"))
+        try:
+            with tracing.span(
+                f"consume {kind}",
+                parent=m.headers.get("traceparent"),
+                kind=SpanKind.CONSUMER,
+                **{"messaging.destination.name": m.topic, "messaging.consumer.group": self.group},
+            ):
+                outcome = await self.handle(m)
+            metrics.EVENTS.labels(self.service, kind, outcome).inc()
+            logs.events.info(
+                "event",
+                extra={
+                    "service": self.service,
+                    "event_type": kind,
+                    "outcome": outcome,
+                    "topic": m.topic,
+                    "key": m.key,
+                    "event_id": m.headers.get("event_id"),
+                },
+            )
+            return outcome
+        finally:
+            logs.REQUEST_ID.reset(token)
+
+    @property
+    def service(self) -> str:
+        return self.group.rsplit("-", 1)[-1]  # groups are "<prefix>-<service>"
+
     async def run(self, *, poll_seconds: float = 1.0) -> None:
         if await self.never_applied():
             # A new or emptied database: read every topic from its start, so projections
@@ -160,7 +193,7 @@ class ConsumerRunner:
             while True:
                 messages = await consumer.poll(poll_seconds)
                 for m in messages:
-                    await self.handle(m)
+                    await self._consume(m)
                     self.seen[m.topic] += 1
                 if messages:
                     await consumer.commit(messages)

@@ -13,11 +13,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 
-from shared import logs
+from shared import logs, tracing
 
 if TYPE_CHECKING:
     from shared.runtime import ServiceRuntime
@@ -56,9 +57,10 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class RequestMetrics:
-    """ASGI middleware timing every request by route template (never the raw path: ids
-    would make a series per cadre; unmatched paths share one `unmatched` route), and
-    writing its access line with the request id (shared/logs.py)."""
+    """ASGI middleware around every request: its server span (shared/tracing.py), its
+    latency by route template (never the raw path: ids would make a series per cadre;
+    unmatched paths share one `unmatched` route), and its access line with the request id
+    (shared/logs.py)."""
 
     def __init__(self, app: Callable[..., Awaitable[None]]):
         self.app = app
@@ -78,25 +80,36 @@ class RequestMetrics:
 
         state = scope.setdefault("state", {})
         token = logs.REQUEST_ID.set(state.get("request_id"))
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            seconds = time.perf_counter() - start
-            path = scope.get("path", "")
-            service = path.split("/", 2)[1] if path.count("/") >= 2 else ""
-            route = _template(scope)
-            REQUESTS.labels(service, scope["method"], route, str(status)).observe(seconds)
-            principal = state.get("principal")
-            logs.log_request(
-                sample=scope["app"].state.kernel.access_log_sample,
-                service=service,
-                method=scope["method"],
-                route=route,
-                status=status,
-                seconds=seconds,
-                user=principal.username if principal else None,
-            )
-            logs.REQUEST_ID.reset(token)
+        parent = next(
+            (v.decode("latin-1") for k, v in scope["headers"] if k == b"traceparent"), None
+        )
+        with tracing.span(scope["method"], parent=parent, kind=SpanKind.SERVER) as span:
+            try:
+                await self.app(scope, receive, send_status)
+            finally:
+                route = _template(scope)
+                span.update_name(f"{scope['method']} {route}")
+                span.set_attribute("http.response.status_code", status)
+                _observe(scope, state, route, status, time.perf_counter() - start)
+                logs.REQUEST_ID.reset(token)
+
+
+def _observe(
+    scope: dict[str, Any], state: dict[str, Any], route: str, status: int, seconds: float
+) -> None:
+    path = scope.get("path", "")
+    service = path.split("/", 2)[1] if path.count("/") >= 2 else ""
+    REQUESTS.labels(service, scope["method"], route, str(status)).observe(seconds)
+    principal = state.get("principal")
+    logs.log_request(
+        sample=scope["app"].state.kernel.access_log_sample,
+        service=service,
+        method=scope["method"],
+        route=route,
+        status=status,
+        seconds=seconds,
+        user=principal.username if principal else None,
+    )
 
 
 def _template(scope: dict[str, Any]) -> str:

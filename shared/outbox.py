@@ -9,6 +9,7 @@ import zlib
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -129,6 +130,17 @@ def outbox_row(env: Envelope) -> dict[str, Any]:
     }
 
 
+RECORD_HEADERS = ("event_id", "type", "request_id", "traceparent")
+
+
+def _record(row) -> Record:
+    """An outbox row as a broker record. Its id, type, request id and trace context also go
+    as headers, so a consumer can log and trace a record before (or without) decoding it."""
+    body = orjson.loads(row.body)
+    headers = {h: str(body[h]) for h in RECORD_HEADERS if body.get(h)}
+    return Record(row.topic, row.key, row.body.encode(), headers)
+
+
 class Relay:
     """Publishes one service's outbox. Several replicas may run it against one PostgreSQL
     database: a transaction-scoped advisory lock lets one publish at a time (keeping order
@@ -168,7 +180,7 @@ class Relay:
         )
 
     async def _publish(self, rows) -> None:
-        await self.transport.publish([Record(r.topic, r.key, r.body.encode()) for r in rows])
+        await self.transport.publish([_record(r) for r in rows])
 
     async def run_once(self) -> int:
         async with self.sessionmaker() as session:

@@ -72,6 +72,8 @@ class KernelSettings(BaseSettings):
     inbox_retention_days: float = 45
     bus_retention_days: float = 30
     prune_interval_seconds: float = 3600
+    # Traces (shared/tracing.py) go to this OTLP/HTTP endpoint; none are exported without.
+    otlp_endpoint: str = ""
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
     def local_bus_url(self) -> str:

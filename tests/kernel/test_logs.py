@@ -1,30 +1,5 @@
 """Logs are JSON lines that carry the request id from the HTTP request onwards."""
 
-import io
-import logging
-
-import orjson
-import pytest
-
-from shared.logs import JsonFormatter
-
-
-@pytest.fixture
-def lines():
-    """What the process logs during the test, as parsed JSON objects."""
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield lambda: [orjson.loads(line) for line in out.getvalue().splitlines()]
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
-
 
 async def test_an_access_line_names_request_id_user_route_status_and_latency(system, lines):
     headers = {**system.headers(username="ops-7"), "X-Request-ID": "req-4711"}
