@@ -187,6 +187,24 @@ async def test_concurrent_requests_make_one_unbroken_chain(tmp_path, toy_db):
     assert (report.rows, report.head_seq, report.head_hash) == (40, 40, found[-1].hash)
 
 
+async def test_two_replicas_on_one_database_append_to_one_chain(tmp_path, pg_database_url):
+    async with (
+        running(tmp_path / "a", pg_database_url, workers=False) as (app, one),
+        running(tmp_path / "b", pg_database_url, workers=False) as (_, two),
+    ):
+        results = await asyncio.gather(
+            *(
+                client.post("/toy/v1/notes", json={"key": f"r{i}", "seq": 1})
+                for i in range(30)
+                for client in (one, two)
+            )
+        )
+        assert [r.status_code for r in results] == [201] * 60
+        report = await verify(app)
+    assert report.ok, report.problems
+    assert (report.rows, report.head_seq) == (60, 60)
+
+
 async def test_the_database_hashes_any_text_as_the_verifier_does(tmp_path, toy_db):
     # CJK, emoji, quotes, backslashes, a line separator, an RTL override, a long body.
     odd = 'Polao 坡老村 👍 "q" \\   ‮ end'
