@@ -50,3 +50,19 @@ async def test_backlog_lag_and_pool_are_read_at_scrape_time(system):
     lag = (await scrape(system, "assessment"))["frontline_consumer_lag"]
     assert {s.labels["topic"] for s in lag} == {"frontline.registry"}
     assert all(s.value == 0 for s in lag)
+
+
+async def test_batch_builds_are_timed(system):
+    def builds(series) -> float:
+        return sum(
+            s.value for s in series["frontline_batch_build_seconds"] if s.name.endswith("_count")
+        )
+
+    before = builds(await scrape(system, "incentives"))
+    r = await system.client.post(
+        "/incentives/v1/stipend-batches",
+        json={"month": "2026-11"},
+        headers=system.headers("finance"),
+    )
+    assert r.status_code == 201, r.text
+    assert builds(await scrape(system, "incentives")) - before == 1

@@ -41,6 +41,18 @@ async def late_sign_in_reaching_incentives(system):
     return r
 
 
+def stored(series, status: str) -> float:
+    return sum(
+        s.value
+        for s in series.get("frontline_sign_ins", [])
+        if s.name == "frontline_sign_ins_total" and s.labels["status"] == status
+    )
+
+
+def closes(series) -> float:
+    return sum(s.value for s in series["frontline_week_close_seconds"] if s.name.endswith("_count"))
+
+
 def applied_judgements(series) -> float:
     return sum(
         s.value
@@ -53,9 +65,13 @@ def applied_judgements(series) -> float:
 
 async def test_a_late_sign_in_is_followed_to_the_incentives_handler(system, spans, lines):
     counted = applied_judgements(await scrape(system, "incentives"))
+    before = await scrape(system, "assessment")
     r = await late_sign_in_reaching_incentives(system)
-    # The counters: the verdict at closing, then the re-judged one.
+    # The counters: the verdict at closing, then the re-judged one; 9 sign-ins; one close.
     assert applied_judgements(await scrape(system, "incentives")) - counted >= 2
+    after = await scrape(system, "assessment")
+    assert stored(after, "accepted") - stored(before, "accepted") == 9
+    assert closes(after) - closes(before) == 1
     # The logs: the sign-in's access line and the incentives consumer's, one request id.
     request_id = r.headers["x-request-id"]
     mine = [x for x in lines() if x.get("request_id") == request_id]

@@ -39,6 +39,7 @@ from shared.contracts.assessment import PresenceJudged, WeekClosed
 from shared.contracts.enums import EntryReason, EntryStatus, LeaveStatus, SubjectType
 from shared.db import insert_ignore, upsert
 from shared.errors import Conflict
+from shared.metrics import WEEK_CLOSE
 from shared.pagination import PageParams
 
 LEAVE_COUNTS = (LeaveStatus.approved.value, LeaveStatus.returned.value)
@@ -242,7 +243,8 @@ async def close_week(
             week=week, monday=monday, first_closed_at=now, closed_at=now
         )
     )
-    return await _judge_week(session, monday, now=now, policy=policy, new=new.rowcount == 1)
+    with WEEK_CLOSE.labels("assessment").time():
+        return await _judge_week(session, monday, now=now, policy=policy, new=new.rowcount == 1)
 
 
 async def rejudge(

@@ -37,6 +37,7 @@ from services.assessment.service.signins import (
     _event,
     answer,
     body_of,
+    count_stored,
     ended_weeks,
     judge,
     record,
@@ -209,7 +210,9 @@ async def record_one(
             *_audited(request, now, envelope),
         )
         if written is not None:
-            return Outcome("created", body_of(row))
+            outcome = Outcome("created", body_of(row))
+            count_stored([outcome.body])
+            return outcome
         # A concurrent request stored this key first: its answer is the answer.
         winner = await conn.fetchrow(STORED, cadre_id, item.idempotency_key)
         return await _replay(conn, request, answer(_stored(winner, cadre_id), item), now)

@@ -37,6 +37,7 @@ from shared.contracts.assessment import SignInRecorded
 from shared.contracts.enums import SignInReason, SignInStatus
 from shared.db import insert_ignore
 from shared.errors import Conflict, InvalidInput
+from shared.metrics import SIGN_INS as SIGN_INS_METRIC
 
 REASON_ORDER = list(SignInReason)
 
@@ -176,6 +177,13 @@ async def _track(session: AsyncSession, cadre_id: uuid.UUID, first: datetime, la
     return sorted(tuple(r) for r in [*before, *during])
 
 
+def count_stored(bodies: list[dict[str, Any]]) -> None:
+    """The sign-ins counter of /assessment/metrics: one per stored sign-in and reason."""
+    for body in bodies:
+        for reason in body["reasons"] or [""]:
+            SIGN_INS_METRIC.labels("assessment", body["status"], reason).inc()
+
+
 async def record(
     session: AsyncSession,
     cadre_id: uuid.UUID,
@@ -216,6 +224,7 @@ async def record(
         winners = await _stored(session, cadre_id, lost) if lost else {}
         for r in created:
             outcomes[fresh[r["idempotency_key"]]] = Outcome("created", body_of(r))
+        count_stored([body_of(r) for r in created])
         for key, row in winners.items():
             outcomes[fresh[key]] = answer(row, items[fresh[key]])
         await emit(session, [(_event(r), cadre_id) for r in created], now)

@@ -33,6 +33,7 @@ from shared.clock import format_month, month_end
 from shared.contracts.enums import BatchStatus
 from shared.contracts.incentives import BatchDrafted, BatchLocked, BatchPaid
 from shared.errors import Conflict, NotFound
+from shared.metrics import BATCH_BUILD
 from shared.outbox import add_event
 from shared.pagination import PageParams, make_page
 
@@ -280,8 +281,9 @@ async def create(
             created_by=user_id,
         )
     )
-    await _build_regular(session, batch_id, first, now)
-    await _build_adjustments(session, batch_id)
+    with BATCH_BUILD.labels("incentives").time():
+        await _build_regular(session, batch_id, first, now)
+        await _build_adjustments(session, batch_id)
     row = await get_row(session, batch_id)
     await _announce(session, BatchDrafted, row, now)
     return await render(session, row)
