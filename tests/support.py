@@ -1,5 +1,6 @@
 """What service tests share: a running system (one or more services, embedded) and tokens."""
 
+import itertools
 import uuid
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
@@ -17,6 +18,16 @@ from shared.events import EventPayload, encode, envelope_for
 from shared.runtime import ServiceRuntime, settle
 from shared.settings import KernelSettings
 from shared.transport import Record
+
+_versions = itertools.count(1)
+
+
+def next_version() -> int:
+    """An entity version for an event a test publishes by hand: each call is newer than the
+    last, as a producer's versions are (shared.versions). Pass an explicit one to reorder.
+    """
+    return next(_versions)
+
 
 # Wednesday 25 November 2026, 10:00 in Asia/Shanghai (ISO week 2026-W48).
 DEFAULT_NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)

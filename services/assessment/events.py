@@ -1,7 +1,8 @@
 """What assessment consumes: registry events kept as local projections.
 
-Every handler is an idempotent upsert of the record's whole state, so replaying the
-same events changes nothing, and reordering across keys only delays a fact.
+Every handler is an upsert of the record's whole state, applied only when the event's
+entity version is newer than the one applied (shared.versions): replays, redeliveries and
+reordering all leave the state of the newest version.
 """
 
 from sqlalchemy import delete
@@ -18,6 +19,7 @@ from shared.contracts.registry import (
 from shared.db import insert_ignore, upsert
 from shared.events import Envelope
 from shared.inbox import Handlers
+from shared.versions import advance
 
 handlers = Handlers()
 
@@ -32,6 +34,8 @@ async def _upsert(session: AsyncSession, table, row: dict, key: str, update=None
 
 @handlers.on(UnitUpserted)
 async def on_unit(session: AsyncSession, p: UnitUpserted, _: Envelope) -> None:
+    if not await advance(session, "unit", p.unit_id, p.entity_version):
+        return
     fence = p.geofence
     row = {
         "unit_id": p.unit_id,
@@ -58,6 +62,8 @@ async def on_unit(session: AsyncSession, p: UnitUpserted, _: Envelope) -> None:
 
 @handlers.on(CadreUpserted)
 async def on_cadre(session: AsyncSession, p: CadreUpserted, _: Envelope) -> None:
+    if not await advance(session, "cadre", p.cadre_id, p.entity_version):
+        return
     row = {
         "cadre_id": p.cadre_id,
         "name": p.name,
@@ -69,8 +75,11 @@ async def on_cadre(session: AsyncSession, p: CadreUpserted, _: Envelope) -> None
     await _upsert(session, CADRES, row, "cadre_id")
 
 
-@handlers.on(PostingOpened)
-async def on_posting_opened(session: AsyncSession, p: PostingOpened, _: Envelope) -> None:
+@handlers.on(PostingOpened, PostingEnded)
+async def on_posting(session: AsyncSession, p: PostingOpened | PostingEnded, _: Envelope) -> None:
+    # An "opened" older than an end already applied is skipped: it never re-opens.
+    if not await advance(session, "posting", p.posting_id, p.entity_version):
+        return
     row = {
         "posting_id": p.posting_id,
         "cadre_id": p.cadre_id,
@@ -78,23 +87,7 @@ async def on_posting_opened(session: AsyncSession, p: PostingOpened, _: Envelope
         "role": p.role.value,
         "start_date": p.start_date,
         "end_date": p.end_date,
-    }
-    # A redelivered "opened" must not undo an end the registry has since announced.
-    await _upsert(
-        session, POSTINGS, row, "posting_id", ["cadre_id", "unit_id", "role", "start_date"]
-    )
-
-
-@handlers.on(PostingEnded)
-async def on_posting_ended(session: AsyncSession, p: PostingEnded, _: Envelope) -> None:
-    row = {
-        "posting_id": p.posting_id,
-        "cadre_id": p.cadre_id,
-        "unit_id": p.unit_id,
-        "role": p.role.value,
-        "start_date": p.start_date,
-        "end_date": p.end_date,
-        "end_reason": p.reason.value,
+        "end_reason": p.reason.value if isinstance(p, PostingEnded) else None,
     }
     await _upsert(session, POSTINGS, row, "posting_id")
 

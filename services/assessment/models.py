@@ -16,10 +16,12 @@ from sqlmodel import Field
 
 from shared.db import service_base
 from shared.outbox import kernel_tables
+from shared.versions import versions_table
 
 Base = service_base("assessment")
 metadata = Base.metadata
 outbox, inbox = kernel_tables(metadata)
+entity_versions = versions_table(metadata)
 
 
 class UtcDateTime(TypeDecorator):
@@ -189,6 +191,8 @@ class PresenceWeek(Base, table=True):
     compliant: bool
     judged: bool = True
     judged_at: datetime = Field(sa_type=TZ)
+    # Entity version (shared.versions): bumped with each PresenceJudged, under the row lock.
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 # --- negative list and accountability -----------------------------------------------
@@ -224,6 +228,7 @@ class NegativeEntry(Base, table=True):
     created_at: datetime = Field(sa_type=TZ)
     revoked_at: datetime | None = Field(default=None, sa_type=TZ)
     revoked_reason: str = Field(default="", sa_type=String(500))
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 class AccountabilityAction(Base, table=True):
@@ -241,6 +246,7 @@ class AccountabilityAction(Base, table=True):
     note: str = Field(default="", sa_type=String(2000))
     created_at: datetime = Field(sa_type=TZ)
     closed_at: datetime | None = Field(default=None, sa_type=TZ)
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 # --- findings, leave, duty, work logs, tasks ----------------------------------------
@@ -367,6 +373,7 @@ class MonthlyScore(Base, table=True):
     rank: int
     components: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     updated_at: datetime = Field(sa_type=TZ)
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 class Report(Base, table=True):

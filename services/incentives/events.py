@@ -1,9 +1,11 @@
 """What incentives consumes: registry and assessment events become local projections, and
 every event that can change what a cadre is due recomputes that cadre's affected months.
 
-Events are state-carrying: each upserts its record by id; within a key (the cadre) order is
-kept, so the latest event wins. Each projection row keeps the envelope's event id and type:
-that is the `source` a stipend item points at.
+Events are state-carrying: each upserts its record by id, and only when its entity version
+is newer than the one applied (shared.versions), so whatever the order of delivery (a
+redelivery, a DLQ replay) the newest version wins and eligibility is recomputed from that.
+Each projection row keeps the envelope's event id and type: that is the `source` a stipend
+item points at.
 """
 
 from datetime import date
@@ -46,6 +48,7 @@ from shared.contracts.registry import (
 from shared.db import upsert
 from shared.events import Envelope
 from shared.inbox import Handlers
+from shared.versions import advance
 
 handlers = Handlers()
 
@@ -61,6 +64,8 @@ async def _put(session: AsyncSession, table, keys: list[str], row: dict) -> None
 
 @handlers.on(UnitUpserted)
 async def on_unit(session: AsyncSession, p: UnitUpserted, env: Envelope) -> None:
+    if not await advance(session, "unit", p.unit_id, p.entity_version):
+        return
     row = {"unit_id": p.unit_id, "name": p.name, "kind": p.kind, "parent_id": p.parent_id}
     await _put(session, units, ["unit_id"], row | _src(env))
     await session.execute(delete(unit_ancestors).where(unit_ancestors.c.unit_id == p.unit_id))
@@ -77,31 +82,51 @@ async def on_unit(session: AsyncSession, p: UnitUpserted, env: Envelope) -> None
 
 @handlers.on(CadreUpserted)
 async def on_cadre(session: AsyncSession, p: CadreUpserted, env: Envelope) -> None:
+    """Name and home unit are the newest version's word; the state in force from a date is
+    the newest version said about that date (an older version about another date still
+    adds its day to the history); the current state is the one with the latest date."""
+    newest = await advance(session, "cadre", p.cadre_id, p.entity_version)
+    dated = await advance(
+        session, "cadre_state", f"{p.cadre_id}@{p.effective_date}", p.entity_version
+    )
+    if not (newest or dated):
+        return
     state = {"category": p.category, "position": p.position, "active": p.active}
-    current = (
+    if dated:
+        key = {"cadre_id": p.cadre_id, "effective_date": p.effective_date}
+        await _put(session, cadre_states, ["cadre_id", "effective_date"], key | state | _src(env))
+    if newest:
+        row = {"cadre_id": p.cadre_id, "name": p.name, "unit_id": p.unit_id}
+        placeholder = {"effective_date": p.effective_date} | state | _src(env)
+        await _put(session, cadres, ["cadre_id"], row | placeholder)
+    top = (
         await session.execute(
-            select(cadres.c.effective_date).where(cadres.c.cadre_id == p.cadre_id)
+            select(cadre_states)
+            .where(cadre_states.c.cadre_id == p.cadre_id)
+            .order_by(cadre_states.c.effective_date.desc())
+            .limit(1)
         )
-    ).scalar_one_or_none()
-    if current is None or current <= p.effective_date:
-        row = {
-            "cadre_id": p.cadre_id,
-            "name": p.name,
-            "effective_date": p.effective_date,
-            "unit_id": p.unit_id,
-        }
-        await _put(session, cadres, ["cadre_id"], row | state | _src(env))
-    else:  # a back-dated state: keep the latest, but the name is always the newest word
-        await session.execute(
-            cadres.update().where(cadres.c.cadre_id == p.cadre_id).values(name=p.name)
+    ).one()
+    await session.execute(
+        cadres.update()
+        .where(cadres.c.cadre_id == p.cadre_id)
+        .values(
+            category=top.category,
+            position=top.position,
+            active=top.active,
+            effective_date=top.effective_date,
+            event_id=top.event_id,
+            event_type=top.event_type,
         )
-    key = {"cadre_id": p.cadre_id, "effective_date": p.effective_date}
-    await _put(session, cadre_states, ["cadre_id", "effective_date"], key | state | _src(env))
+    )
     await refresh_cadre(session, p.cadre_id, since=p.effective_date)
 
 
 @handlers.on(PostingOpened, PostingEnded)
 async def on_posting(session: AsyncSession, p: PostingOpened | PostingEnded, env: Envelope) -> None:
+    # An "opened" older than the end already applied (a replay) is skipped: no re-opening.
+    if not await advance(session, "posting", p.posting_id, p.entity_version):
+        return
     old = (
         await session.execute(
             select(postings.c.start_date, postings.c.end_date).where(
@@ -126,35 +151,28 @@ async def on_posting(session: AsyncSession, p: PostingOpened | PostingEnded, env
     await refresh_cadre(session, p.cadre_id, since=since, until=until)
 
 
-@handlers.on(HonorAwarded)
-async def on_honor(session: AsyncSession, p: HonorAwarded, env: Envelope) -> None:
+@handlers.on(HonorAwarded, HonorRevoked)
+async def on_honor(session: AsyncSession, p: HonorAwarded | HonorRevoked, env: Envelope) -> None:
+    """A revocation carries the honor's whole state: arriving before its award (or an award
+    replayed after it), it is kept, and the older award is skipped."""
+    if not await advance(session, "honor", p.honor_id, p.entity_version):
+        return
     row = {
         "honor_id": p.honor_id,
         "cadre_id": p.cadre_id,
         "level": p.level,
         "year": p.year,
         "title": p.title,
-        "revoked": False,
+        "revoked": isinstance(p, HonorRevoked),
     }
     await _put(session, honors, ["honor_id"], row | _src(env))
     await refresh_cadre(session, p.cadre_id, since=date(p.year, 1, 1))
 
 
-@handlers.on(HonorRevoked)
-async def on_honor_revoked(session: AsyncSession, p: HonorRevoked, env: Envelope) -> None:
-    year = (
-        await session.execute(select(honors.c.year).where(honors.c.honor_id == p.honor_id))
-    ).scalar_one_or_none()
-    if year is None:  # never awarded here (the award and its revocation share a key)
-        return
-    await session.execute(
-        honors.update().where(honors.c.honor_id == p.honor_id).values(revoked=True, **_src(env))
-    )
-    await refresh_cadre(session, p.cadre_id, since=date(year, 1, 1))
-
-
 @handlers.on(PresenceJudged)
 async def on_presence(session: AsyncSession, p: PresenceJudged, env: Envelope) -> None:
+    if not await advance(session, "presence_week", f"{p.cadre_id}@{p.week}", p.entity_version):
+        return
     row = {
         "cadre_id": p.cadre_id,
         "week": p.week,
@@ -172,6 +190,9 @@ async def on_presence(session: AsyncSession, p: PresenceJudged, env: Envelope) -
 async def on_entry(
     session: AsyncSession, p: NegativeEntryRecorded | NegativeEntryRevoked, env: Envelope
 ) -> None:
+    # A "recorded" replayed after the revocation is older: the entry stays revoked.
+    if not await advance(session, "negative_entry", p.entry_id, p.entity_version):
+        return
     row = {
         "entry_id": p.entry_id,
         "subject_type": p.subject_type,
@@ -191,6 +212,8 @@ async def on_action(
     p: AccountabilityOpened | AccountabilityCarriedOut | AccountabilityCancelled,
     env: Envelope,
 ) -> None:
+    if not await advance(session, "action", p.action_id, p.entity_version):
+        return
     row = {
         "action_id": p.action_id,
         "cadre_id": p.cadre_id,
@@ -207,6 +230,8 @@ async def on_action(
 
 @handlers.on(MonthlyScorePublished)
 async def on_score(session: AsyncSession, p: MonthlyScorePublished, env: Envelope) -> None:
+    if not await advance(session, "monthly_score", f"{p.cadre_id}@{p.month}", p.entity_version):
+        return
     row = {
         "cadre_id": p.cadre_id,
         "month": p.month,

@@ -15,10 +15,12 @@ from sqlmodel import Field
 
 from shared.db import service_base
 from shared.outbox import kernel_tables
+from shared.versions import versions_table
 
 Base = service_base("incentives")
 metadata = Base.metadata
 outbox, inbox = kernel_tables(metadata)
+entity_versions = versions_table(metadata)
 
 
 class _Sourced(Base):
@@ -157,6 +159,8 @@ class PolicyVersion(Base, table=True):
     note: str = Field(default="", max_length=500)
     created_at: datetime = Field(sa_type=DateTime(timezone=True))
     created_by: uuid.UUID | None = None
+    # Entity version (shared.versions): bumped under the row lock with each event about it.
+    entity_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 class Eligibility(Base, table=True):
@@ -187,6 +191,8 @@ class StipendBatch(Base, table=True):
     content_hash: str | None = Field(default=None, max_length=64)
     # The rendered resource, frozen at lock: GET of a locked batch is byte-stable.
     frozen: str | None = Field(default=None, sa_type=Text)
+    # Entity version (shared.versions): bumped under the row lock with each event about it.
+    entity_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 class StipendLine(Base, table=True):

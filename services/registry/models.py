@@ -16,14 +16,21 @@ from sqlmodel import Field
 
 from shared.db import service_base
 from shared.outbox import kernel_tables
+from shared.versions import versions_table
 
 Base = service_base("registry")
 metadata = Base.metadata
 outbox, inbox = kernel_tables(metadata)
+entity_versions = versions_table(metadata)
 
 
 def _ts(nullable: bool = False) -> Any:
     return Field(default=None, sa_type=DateTime(timezone=True), nullable=nullable)
+
+
+def _version() -> Any:
+    """The entity's version (shared.versions): bumped under the row's lock with each event."""
+    return Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 class OrgUnit(Base, table=True):
@@ -39,6 +46,7 @@ class OrgUnit(Base, table=True):
     radius_m: float | None = None
     special_difficulty: bool = False
     active: bool = True
+    version: int = _version()
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 
@@ -84,6 +92,7 @@ class Cadre(Base, table=True):
     # Scoped users see the cadres whose unit is in their subtree.
     unit_id: uuid.UUID | None = Field(default=None, foreign_key="org_unit.id", index=True)
     active: bool = True
+    version: int = _version()
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 
@@ -104,6 +113,7 @@ class Posting(Base, table=True):
     end_date: date | None = None
     end_reason: str | None = Field(default=None, max_length=16)
     ended_at: datetime | None = _ts(nullable=True)
+    version: int = _version()
     created_at: datetime = _ts()
 
 
@@ -118,6 +128,7 @@ class Honor(Base, table=True):
     title: str = Field(max_length=200)
     revoked_at: datetime | None = _ts(nullable=True)
     revoke_reason: str | None = Field(default=None, max_length=500)
+    version: int = _version()
     created_at: datetime = _ts()
 
 
@@ -165,6 +176,7 @@ class Pairing(Base, table=True):
     village_id: uuid.UUID = Field(foreign_key="org_unit.id", index=True)
     start_date: date
     end_date: date | None = None
+    version: int = _version()
     created_at: datetime = _ts()
 
 

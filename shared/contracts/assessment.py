@@ -1,7 +1,9 @@
 """Events assessment publishes on `frontline.assessment` (key: cadre id, or unit id).
 
-State-carrying: each event holds the whole current state of its record, so a consumer
-upserts by id and the latest event per key wins (order per key is guaranteed).
+State-carrying: each event holds the whole current state of its record and the record's
+`entity_version` (shared.versions: a presence week per cadre and week, a negative entry, an
+accountability action, a monthly score per cadre and month), so a consumer upserts by id
+and the newest version wins whatever the order of delivery.
 """
 
 from datetime import date, datetime
@@ -47,6 +49,7 @@ class _Presence(EventPayload):
     nights: int
     leave_days: int
     compliant: bool
+    entity_version: int
 
 
 @event_type("assessment.presence.judged")
@@ -71,6 +74,7 @@ class _Entry(EventPayload):
     month: str
     status: EntryStatus
     severity: str | None = None
+    entity_version: int
 
 
 @event_type("assessment.negative_entry.recorded")
@@ -93,6 +97,7 @@ class _Action(EventPayload):
     status: ActionStatus
     measure: PenaltyMeasure | None = None
     note: str = ""
+    entity_version: int
 
 
 @event_type("assessment.accountability.opened")
@@ -170,6 +175,7 @@ class MonthlyScorePublished(EventPayload):
     score: Decimal
     rank: int
     components: dict[str, Decimal] = {}
+    entity_version: int
 
 
 @event_type("assessment.report.published")

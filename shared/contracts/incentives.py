@@ -1,4 +1,8 @@
-"""Events incentives publishes on `frontline.incentives` (key: cadre id, or batch id)."""
+"""Events incentives publishes on `frontline.incentives` (key: cadre id, or batch id).
+
+`entity_version` is the version of the batch or policy version the event is about
+(shared.versions); a policy's `version` is its label (`kind@effective_from`).
+"""
 
 from decimal import Decimal
 from uuid import UUID
@@ -23,6 +27,7 @@ class _Batch(EventPayload):
     total_net: Decimal
     lines: int
     content_hash: str | None = None
+    entity_version: int
 
 
 @event_type("incentives.batch.drafted")
@@ -46,3 +51,4 @@ class PolicyAdded(EventPayload):
     kind: str
     effective_from: str
     effective_to: str | None = None
+    entity_version: int

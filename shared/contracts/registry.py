@@ -1,9 +1,11 @@
 """Events the registry publishes on `frontline.registry`.
 
 The key is the id of the entity the event is about (unit, cadre, posting, honor, user,
-pairing), and every event carries that entity's whole state (a revocation, the honor's
-id): the topic is compacted, so a consumer rebuilding from it finds each entity's last
-record. Order across entities is not kept; consumers tolerate that (entity versions).
+pairing), and every event carries that entity's whole state (a revocation too): the topic
+is compacted, so a consumer rebuilding from it finds each entity's last record. Order
+across entities is not kept; consumers tolerate that. `entity_version` is the version of
+the entity the event is about (shared.versions): consumers apply an event only when it is
+newer than what they applied for that entity, so any order of delivery converges.
 """
 
 from datetime import date
@@ -47,6 +49,7 @@ class UnitUpserted(EventPayload):
     geofence: Geofence | None = None
     special_difficulty: bool = False
     active: bool = True
+    entity_version: int
 
 
 @event_type("registry.cadre.upserted")
@@ -64,6 +67,7 @@ class CadreUpserted(EventPayload):
     active: bool = True
     effective_date: date
     unit_id: UUID | None = None
+    entity_version: int
 
 
 @event_type("registry.posting.opened")
@@ -74,6 +78,7 @@ class PostingOpened(EventPayload):
     role: PostingRole
     start_date: date
     end_date: date | None = None
+    entity_version: int
 
 
 @event_type("registry.posting.ended")
@@ -87,6 +92,7 @@ class PostingEnded(EventPayload):
     start_date: date
     end_date: date
     reason: PostingEndReason
+    entity_version: int
 
 
 @event_type("registry.honor.awarded")
@@ -96,12 +102,19 @@ class HonorAwarded(EventPayload):
     level: HonorLevel
     year: int
     title: str
+    entity_version: int
 
 
 @event_type("registry.honor.revoked")
 class HonorRevoked(EventPayload):
+    """The honor's whole state, revoked: a revocation that arrives first is kept as such."""
+
     honor_id: UUID
     cadre_id: UUID
+    level: HonorLevel
+    year: int
+    title: str
+    entity_version: int
 
 
 @event_type("registry.user.upserted")
@@ -124,3 +137,4 @@ class PairingChanged(EventPayload):
     village_id: UUID
     start_date: date
     end_date: date | None = None
+    entity_version: int

@@ -15,7 +15,7 @@ from shared.contracts.registry import (
     UnitUpserted,
 )
 from shared.events import decode
-from tests.support import System
+from tests.support import System, next_version
 
 # Poláo village (坡老村), roughly: the fence every posted cadre signs in within.
 VILLAGE_LAT, VILLAGE_LON, RADIUS_M = 25.0, 105.5, 500.0
@@ -55,6 +55,7 @@ async def unit(
         parent_id=ancestors[-1] if ancestors else None,
         ancestors=ancestors,
         geofence=geofence,
+        entity_version=next_version(),
     )
     await system.emit(payload, key=unit_id)
     return unit_id
@@ -91,6 +92,7 @@ async def cadre(
             category=category,
             effective_date=date(2026, 1, 1),
             unit_id=unit_id,
+            entity_version=next_version(),
         ),
         key=cadre_id,
     )
@@ -115,6 +117,7 @@ async def post(
             role=role,
             start_date=start,
             end_date=end,
+            entity_version=next_version(),
         ),
         key=cadre_id,
     )
@@ -133,6 +136,7 @@ async def end_posting(
             start_date=date(2026, 1, 1),
             end_date=end,
             reason="recalled",
+            entity_version=next_version(),
         ),
         key=cadre_id,
     )

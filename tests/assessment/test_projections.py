@@ -9,6 +9,7 @@ from services.assessment.models import Cadre, Posting, Unit, UnitPath
 from shared.contracts.enums import PostingEndReason, PostingRole, UnitKind
 from shared.contracts.registry import PostingEnded, PostingOpened, UnitUpserted
 from tests.assessment import factories as f
+from tests.support import next_version
 
 
 async def snapshot(system) -> dict:
@@ -29,9 +30,11 @@ async def test_replaying_the_same_events_changes_nothing(system):
         unit_id=t.group,
         role=PostingRole.member,
         start_date=date(2026, 1, 1),
+        entity_version=1,
     )
     ended = PostingEnded(
-        **opened.model_dump(exclude={"end_date"}),
+        **opened.model_dump(exclude={"end_date", "entity_version"}),
+        entity_version=2,
         end_date=date(2026, 6, 30),
         reason=PostingEndReason.completed,
     )
@@ -40,7 +43,8 @@ async def test_replaying_the_same_events_changes_nothing(system):
     before = await snapshot(system)
     assert len(before["units"]) == 6 and len(before["postings"]) == 1
 
-    # The same facts again (new event ids, so the inbox does not skip them).
+    # The same facts again (new event ids, so the inbox does not skip them); the versions
+    # are the ones already applied, so nothing changes, whatever the order.
     group = UnitUpserted(
         unit_id=t.group,
         code=f"group-{t.group.hex[:6]}",
@@ -48,6 +52,7 @@ async def test_replaying_the_same_events_changes_nothing(system):
         kind=UnitKind.group,
         parent_id=t.village,
         ancestors=[t.county, t.township, t.village],
+        entity_version=1,
     )
     await system.emit(group, key=t.group)
     await system.emit(opened, key=c)  # a late redelivery of "opened" keeps the end
@@ -65,6 +70,7 @@ async def test_a_unit_keeps_its_ancestors_and_a_move_replaces_them(system):
         kind=UnitKind.group,
         parent_id=t.other_village,
         ancestors=[t.county, t.other_township, t.other_village],
+        entity_version=next_version(),
     )
     await system.emit(moved, key=t.group)
     async with system.transaction("assessment") as s:

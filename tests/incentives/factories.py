@@ -24,6 +24,7 @@ from shared.contracts.registry import (
 )
 from shared.events import encode, envelope_for
 from shared.transport import Record
+from tests.support import next_version
 
 BASE = "/incentives/v1"
 
@@ -61,6 +62,7 @@ async def unit_tree(system) -> dict[str, uuid.UUID]:
                 kind=kind,
                 parent_id=ids[parent] if parent else None,
                 ancestors=[ids[a] for a in ancestors],
+                entity_version=next_version(),
             ),
             ids[name],
         )
@@ -89,6 +91,7 @@ async def cadre(
             active=active,
             effective_date=effective_date,
             unit_id=unit_id,
+            entity_version=next_version(),
         ),
         cadre_id,
     )
@@ -115,6 +118,7 @@ async def posting(
             role=role,
             start_date=start,
             end_date=end,
+            entity_version=next_version(),
         ),
         cadre_id,
     )
@@ -134,23 +138,32 @@ async def end_posting(
             start_date=start,
             end_date=end,
             reason="completed",
+            entity_version=next_version(),
         ),
         cadre_id,
     )
 
 
+def honor_event(cls, honor_id, cadre_id, *, level, year, title="Excellent", version=None):
+    return cls(
+        honor_id=honor_id,
+        cadre_id=cadre_id,
+        level=level,
+        year=year,
+        title=title,
+        entity_version=version or next_version(),
+    )
+
+
 async def honor(system, cadre_id, *, level: str, year: int, title: str = "Excellent") -> tuple:
     honor_id = new_id()
-    event_id = await emit(
-        system,
-        HonorAwarded(honor_id=honor_id, cadre_id=cadre_id, level=level, year=year, title=title),
-        cadre_id,
-    )
-    return honor_id, event_id
+    payload = honor_event(HonorAwarded, honor_id, cadre_id, level=level, year=year, title=title)
+    return honor_id, await emit(system, payload, cadre_id)
 
 
-async def revoke_honor(system, cadre_id, honor_id) -> str:
-    return await emit(system, HonorRevoked(honor_id=honor_id, cadre_id=cadre_id), cadre_id)
+async def revoke_honor(system, cadre_id, honor_id, *, level: str, year: int) -> str:
+    payload = honor_event(HonorRevoked, honor_id, cadre_id, level=level, year=year)
+    return await emit(system, payload, cadre_id)
 
 
 async def verdict(system, cadre_id, *, sunday: date, compliant: bool, days=3, nights=2) -> str:
@@ -164,6 +177,7 @@ async def verdict(system, cadre_id, *, sunday: date, compliant: bool, days=3, ni
             nights=nights,
             leave_days=0,
             compliant=compliant,
+            entity_version=next_version(),
         ),
         cadre_id,
     )
@@ -178,6 +192,7 @@ def _entry(cls, entry_id, cadre_id, day: date, status: str, reason: str):
         date=day,
         month=f"{day.year:04d}-{day.month:02d}",
         status=status,
+        entity_version=next_version(),
     )
 
 
@@ -226,6 +241,7 @@ async def action(
             count=count,
             status=status,
             measure=measure,
+            entity_version=next_version(),
         ),
         cadre_id,
     )
@@ -236,7 +252,12 @@ async def score(system, cadre_id, *, month: str, score: str, rank: int, township
     return await emit(
         system,
         MonthlyScorePublished(
-            cadre_id=cadre_id, month=month, township_id=township_id, score=score, rank=rank
+            cadre_id=cadre_id,
+            month=month,
+            township_id=township_id,
+            score=score,
+            rank=rank,
+            entity_version=next_version(),
         ),
         cadre_id,
     )

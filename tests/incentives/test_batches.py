@@ -351,7 +351,7 @@ async def test_a_unit_announced_late_refiles_draft_lines(system):
     ):
         payload = UnitUpserted(
             unit_id=unit, code=kind, name=kind.title(), kind=kind, parent_id=parent,
-            ancestors=ancestors,
+            ancestors=ancestors, entity_version=1,
         )  # fmt: skip
         await emit(system, payload, unit)
     [line] = await lines_of(system, bid, unit_id=str(county_id))

@@ -149,7 +149,7 @@ async def test_three_county_years_and_a_revoked_one(system):
     assert treatment(await eligibility(system, cid, "2026-11")) == []
     await honor(system, cid, level="county", year=2025)
     assert treatment(await eligibility(system, cid, "2026-11"))[0]["amount"] == "1500.00"
-    await revoke_honor(system, cid, middle)
+    await revoke_honor(system, cid, middle, level="county", year=2024)
     assert treatment(await eligibility(system, cid, "2026-11")) == []
 
 

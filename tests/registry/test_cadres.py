@@ -31,6 +31,7 @@ async def test_create_announces_the_cadre(system):
             "active": True,
             "effective_date": "2026-11-25",
             "unit_id": cadre["unit_id"],
+            "entity_version": 1,
         }
     ]
 
@@ -85,10 +86,10 @@ async def test_position_change_is_dated(system):
     events = [
         e for e in await bus_events(system, "registry.cadre.upserted") if e["key"] == cadre["id"]
     ]
-    assert [(e["position"], e["effective_date"]) for e in events] == [
-        ("committee_member", "2026-11-25"),
-        ("committee_director", "2026-12-01"),
-        (None, "2026-11-25"),
+    assert [(e["position"], e["effective_date"], e["entity_version"]) for e in events] == [
+        ("committee_member", "2026-11-25", 1),
+        ("committee_director", "2026-12-01", 2),
+        (None, "2026-11-25", 3),
     ]
 
 
@@ -122,9 +123,9 @@ async def test_deactivate_needs_postings_ended(system):
     events = [
         e for e in await bus_events(system, "registry.cadre.upserted") if e["key"] == cadre["id"]
     ]
-    assert [(e["active"], e["effective_date"]) for e in events] == [
-        (True, "2026-11-25"),
-        (False, "2026-12-01"),
+    assert [(e["active"], e["effective_date"], e["entity_version"]) for e in events] == [
+        (True, "2026-11-25", 1),
+        (False, "2026-12-01", 2),
     ]
     again = await post(system, f"/cadres/{cadre['id']}/activate", {}, status=200)
     assert again["active"] is True

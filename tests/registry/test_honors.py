@@ -49,12 +49,17 @@ async def test_award_and_revoke(system):
             "level": "province",
             "year": 2018,
             "title": "全省脱贫攻坚优秀共产党员",
+            "entity_version": 1,
         },
         {
             "type": "registry.honor.revoked",
             "key": honor["id"],
             "honor_id": honor["id"],
             "cadre_id": cadre["id"],
+            "level": "province",
+            "year": 2018,
+            "title": "全省脱贫攻坚优秀共产党员",
+            "entity_version": 2,
         },
     ]
     # Revoked, it can be awarded again.

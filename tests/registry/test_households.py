@@ -55,10 +55,12 @@ async def test_pairing_is_announced_and_exclusive(system):
     assert r.status_code == 409
     q = await post(system, "/pairings", body | {"cadre_id": b["id"], "start_date": "2026-06-01"})
     events = await bus_events(system, "registry.pairing.changed")
-    assert [(e["pairing_id"], e["cadre_id"], e["end_date"]) for e in events] == [
-        (p["id"], a["id"], None),
-        (p["id"], a["id"], "2026-05-31"),
-        (q["id"], b["id"], None),
+    assert [
+        (e["pairing_id"], e["cadre_id"], e["end_date"], e["entity_version"]) for e in events
+    ] == [
+        (p["id"], a["id"], None, 1),
+        (p["id"], a["id"], "2026-05-31", 2),
+        (q["id"], b["id"], None, 1),
     ]
     assert events[0]["household_id"] == h["id"] and events[0]["village_id"] == t["village"]["id"]
     on = await get(system, "/pairings", active_on="2026-03-01")

@@ -47,12 +47,13 @@ async def test_open_and_end_announce(system):
         "key": p["id"],  # the entity's id: the topic is compacted by it
     }
     assert events == [
-        {"type": "registry.posting.opened", **common, "end_date": None},
+        {"type": "registry.posting.opened", **common, "end_date": None, "entity_version": 1},
         {
             "type": "registry.posting.ended",
             **common,
             "end_date": "2026-11-30",
             "reason": "recalled",
+            "entity_version": 2,
         },
     ]
 

@@ -141,7 +141,10 @@ async def test_rename_refence_and_history(system):
         "name": "坡老村"
     }
     events = [e for e in await bus_events(system, "registry.unit.upserted") if e["key"] == village]
-    assert [e["name"] for e in events] == [t["village"]["name"], "坡老村"]
+    assert [(e["name"], e["entity_version"]) for e in events] == [
+        (t["village"]["name"], 1),
+        ("坡老村", 2),
+    ]
     assert events[-1]["geofence"]["radius_m"] == 500.0
     # Clearing the fence is a change too.
     r = await system.client.patch(
@@ -167,6 +170,8 @@ async def test_move_reannounces_the_subtree(system):
         village: [county, town2],
         group: [county, town2, village],
     }
+    # Each re-announced unit carries a new version of itself.
+    assert {e["unit_id"]: e["entity_version"] for e in events} == {village: 2, group: 2}
     under_town2 = await get(system, "/org-units", unit_id=town2)
     assert {u["id"] for u in under_town2["items"]} == {town2, village, group, t["village2"]["id"]}
     under_town = await get(system, "/org-units", unit_id=t["town"]["id"])

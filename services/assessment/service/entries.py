@@ -62,14 +62,17 @@ def rung_for(count: int) -> Rung:
 
 def _entry_payload(row: dict[str, Any]) -> dict[str, Any]:
     keys = ("subject_type", "subject_id", "unit_id", "reason", "source_id", "date", "month")
-    return {"entry_id": row["id"], "status": row["status"], "severity": row["severity"]} | {
-        k: row[k] for k in keys
-    }
+    return {
+        "entry_id": row["id"],
+        "status": row["status"],
+        "severity": row["severity"],
+        "entity_version": row["version"],
+    } | {k: row[k] for k in keys}
 
 
 def _action_payload(row: dict[str, Any]) -> dict[str, Any]:
     keys = ("cadre_id", "entry_id", "entry_date", "rung", "count", "status", "measure", "note")
-    return {"action_id": row["id"]} | {k: row[k] for k in keys}
+    return {"action_id": row["id"], "entity_version": row["version"]} | {k: row[k] for k in keys}
 
 
 async def record_entries(
@@ -103,6 +106,7 @@ async def record_entries(
                 "status": EntryStatus.active.value,
                 "created_at": now,
                 "revoked_reason": "",
+                "version": 1,
             }
         )
     # executemany with RETURNING: SQLAlchemy batches it into multi-row INSERTs.
@@ -155,6 +159,7 @@ async def _open_actions(session: AsyncSession, created: list[dict[str, Any]], *,
                 "measure": None,
                 "note": "",
                 "created_at": now,
+                "version": 1,
             }
         )
     await session.execute(ACTIONS.insert(), actions)
@@ -172,7 +177,12 @@ async def revoke_entries(
         result = await session.execute(
             update(ENTRIES)
             .where(ENTRIES.c.id.in_(part), ENTRIES.c.status == EntryStatus.active.value)
-            .values(status=EntryStatus.revoked.value, revoked_at=now, revoked_reason=why)
+            .values(
+                status=EntryStatus.revoked.value,
+                revoked_at=now,
+                revoked_reason=why,
+                version=ENTRIES.c.version + 1,  # under the row's lock, which the UPDATE takes
+            )
             .returning(*ENTRIES.c)
         )
         revoked.extend(dict(r._mapping) for r in result)
@@ -189,7 +199,12 @@ async def revoke_entries(
         result = await session.execute(
             update(ACTIONS)
             .where(ACTIONS.c.entry_id.in_(part), ACTIONS.c.status == ActionStatus.pending.value)
-            .values(status=ActionStatus.cancelled.value, closed_at=now, note=why)
+            .values(
+                status=ActionStatus.cancelled.value,
+                closed_at=now,
+                note=why,
+                version=ACTIONS.c.version + 1,
+            )
             .returning(*ACTIONS.c)
         )
         cancelled.extend(dict(r._mapping) for r in result)
@@ -278,6 +293,7 @@ async def carry_out(
             measure=measure.value if measure else None,
             note=note,
             closed_at=now,
+            version=ACTIONS.c.version + 1,
         )
         .returning(*ACTIONS.c)
     )

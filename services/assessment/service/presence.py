@@ -37,10 +37,11 @@ from services.assessment.settings import AssessmentSettings
 from shared.clock import format_week, parse_week, week_end_moment
 from shared.contracts.assessment import PresenceJudged, WeekClosed
 from shared.contracts.enums import EntryReason, EntryStatus, LeaveStatus, SubjectType
-from shared.db import insert_ignore, upsert
+from shared.db import insert_ignore
 from shared.errors import Conflict
 from shared.metrics import WEEK_CLOSE
 from shared.pagination import PageParams
+from shared.versions import versioned_upsert
 
 LEAVE_COUNTS = (LeaveStatus.approved.value, LeaveStatus.returned.value)
 VERDICT_FIELDS = ("unit_id", "days", "nights", "leave_days", "compliant", "judged")
@@ -163,10 +164,13 @@ async def judge(
             # withdrawn; `compliant` true so that no consumer keeps a deduction for it.
             changed.append(old | {"judged": False, "compliant": True, "judged_at": now})
     if changed:
-        stmt = upsert(
+        # Each changed verdict gets the next version of its week, under its row's lock.
+        stmt = versioned_upsert(
             session, VERDICTS, ["cadre_id", "week"], [*VERDICT_FIELDS, "judged_at", "week_sunday"]
         )
-        await session.execute(stmt, changed)
+        rows = [{k: v for k, v in c.items() if k != "version"} | {"version": 1} for c in changed]
+        got = {r.cadre_id: r.version for r in await session.execute(stmt, rows)}
+        changed = [c | {"version": got[c["cadre_id"]]} for c in changed]
         await emit(session, [(_judged_event(v), v["cadre_id"]) for v in changed], now)
     final = existing | {v["cadre_id"]: v for v in changed}
     await _file_presence_entries(session, sunday, final, now=now, restrict=restrict)
@@ -184,6 +188,7 @@ def _judged_event(v: dict[str, Any]) -> PresenceJudged:
         leave_days=v["leave_days"],
         compliant=v["compliant"],
         judged=v["judged"],
+        entity_version=v["version"],
     )
 
 

@@ -38,6 +38,7 @@ from shared.contracts.enums import EntryReason, EntryStatus, FindingStatus
 from shared.db import upsert
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.pagination import PageParams, make_page
+from shared.versions import versioned_upsert
 
 TOWN, TOWN_PATH = UNITS.alias("town"), PATHS.alias("town_path")
 CENT = Decimal("0.01")
@@ -293,8 +294,8 @@ async def _store_scores(
         ):
             changed.append(s | {"stored": stored})
     if changed:
-        await session.execute(
-            upsert(
+        got = await session.execute(
+            versioned_upsert(
                 session,
                 SCORES,
                 ["cadre_id", "month"],
@@ -309,10 +310,12 @@ async def _store_scores(
                     "rank": s["rank"],
                     "components": s["stored"],
                     "updated_at": now,
+                    "version": 1,
                 }
                 for s in changed
             ],
         )
+        versions = {r.cadre_id: r.version for r in got}
         events = [
             (
                 MonthlyScorePublished(
@@ -322,6 +325,7 @@ async def _store_scores(
                     score=s["score"],
                     rank=s["rank"],
                     components=s["c"],
+                    entity_version=versions[s["cadre_id"]],
                 ),
                 s["cadre_id"],
             )

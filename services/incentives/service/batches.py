@@ -249,6 +249,7 @@ async def _announce(session: AsyncSession, payload_cls, row, now: datetime) -> N
             total_net=Decimal(t["net"]),
             lines=t["lines"],
             content_hash=row.content_hash,
+            entity_version=row.entity_version,
         ),
         key=row.id,
         producer=PRODUCER,
@@ -316,7 +317,9 @@ async def lock(session: AsyncSession, *, batch_id: UUID, user_id: UUID, now: dat
     body = await _render_live(session, row, **values)
     frozen = canonical(body)
     await session.execute(
-        batches.update().where(batches.c.id == batch_id).values(**values, frozen=frozen)
+        batches.update()
+        .where(batches.c.id == batch_id)
+        .values(**values, frozen=frozen, entity_version=batches.c.entity_version + 1)
     )
     row = await get_row(session, batch_id)
     await _announce(session, BatchLocked, row, now)
@@ -336,7 +339,13 @@ async def pay(session: AsyncSession, *, batch_id: UUID, user_id: UUID, now: date
     await session.execute(
         batches.update()
         .where(batches.c.id == batch_id)
-        .values(status=BatchStatus.paid, paid_at=now, paid_by=user_id, frozen=frozen)
+        .values(
+            status=BatchStatus.paid,
+            paid_at=now,
+            paid_by=user_id,
+            frozen=frozen,
+            entity_version=batches.c.entity_version + 1,
+        )
     )
     row = await get_row(session, batch_id)
     await _announce(session, BatchPaid, row, now)

@@ -146,7 +146,10 @@ async def add_policy(
         await session.execute(
             policy_versions.update()
             .where(policy_versions.c.id == superseded.id)
-            .values(effective_to=effective_from - timedelta(days=1))
+            .values(
+                effective_to=effective_from - timedelta(days=1),
+                entity_version=policy_versions.c.entity_version + 1,
+            )
         )
     new_id = uuid4()
     label = version_label(kind, effective_from)
@@ -171,6 +174,7 @@ async def add_policy(
             kind=kind.value,
             effective_from=effective_from.isoformat(),
             effective_to=effective_to.isoformat() if effective_to else None,
+            entity_version=1,  # a new policy version; superseding one bumps the old
         ),
         key=kind.value,
         producer=PRODUCER,

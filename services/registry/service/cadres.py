@@ -22,6 +22,7 @@ from services.registry.service.common import (
     fetch_page,
     flush_unique,
     get_or_404,
+    next_version,
 )
 from shared.auth import Principal
 from shared.clock import Clock
@@ -49,6 +50,7 @@ def cadre_event(cadre: Cadre, effective: date) -> tuple[CadreUpserted, uuid.UUID
         active=cadre.active,
         effective_date=effective,
         unit_id=cadre.unit_id,
+        entity_version=cadre.version,
     )
     return payload, cadre.id
 
@@ -141,6 +143,7 @@ async def update_cadre(
     cadre.category, cadre.position = category, position
     cadre.updated_at = clock.now()
     await flush_unique(session, phone_taken(cadre.phone))
+    await next_version(session, cadre)
     await emit(session, clock, cadre_event(cadre, data.effective_date or clock.today()))
     return cadre
 
@@ -172,6 +175,9 @@ async def set_active(
             )
     if cadre.active != active:
         cadre.active, cadre.updated_at = active, clock.now()
+        # The row's lock before the event: two concurrent changes of one cadre leave in
+        # the order (and with the versions) the database applied them.
+        await next_version(session, cadre)
         await emit(session, clock, cadre_event(cadre, day))
     return cadre
 

@@ -14,6 +14,7 @@ from shared.errors import Conflict, InvalidInput, NotFound
 from shared.events import EventPayload
 from shared.outbox import add_events
 from shared.pagination import PageParams, make_page
+from shared.versions import bump
 
 PRODUCER = "registry"
 M = TypeVar("M")
@@ -23,6 +24,17 @@ FOREVER = date(9999, 12, 31)
 async def emit(session: AsyncSession, clock: Clock, *events: tuple[EventPayload, Any]) -> None:
     """Outbox rows for (payload, key) pairs, in the caller's transaction."""
     await add_events(session, list(events), producer=PRODUCER, occurred_at=clock.now())
+
+
+async def next_version(session: AsyncSession, row: Any) -> None:
+    """Announce a change of `row`: flush it (the UPDATE takes the row's lock), bump its
+    version under that lock, and reload it as the database has it now, so the event built
+    from it carries the state the commit leaves, whatever a concurrent request changed.
+    """
+    await session.flush()
+    table = type(row).__table__
+    await bump(session, table, table.c.id == row.id)
+    await session.refresh(row)
 
 
 async def get_or_404(session: AsyncSession, model: type[M], id_: uuid.UUID, what: str) -> M:

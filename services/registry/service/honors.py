@@ -10,7 +10,13 @@ from services.registry.access import ensure_visible, under, visible_clause
 from services.registry.models import Cadre, Honor
 from services.registry.schemas import HonorCreate
 from services.registry.service.cadres import get_cadre, managed_cadre
-from services.registry.service.common import by_created, emit, fetch_page, get_or_404
+from services.registry.service.common import (
+    by_created,
+    emit,
+    fetch_page,
+    get_or_404,
+    next_version,
+)
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.contracts.enums import HonorLevel
@@ -51,6 +57,7 @@ async def award(
         level=honor.level,
         year=honor.year,
         title=honor.title,
+        entity_version=honor.version,
     )
     await emit(session, clock, (payload, honor.id))
     return honor
@@ -69,8 +76,16 @@ async def revoke(
     if honor.revoked_at is not None:
         raise Conflict("the honor is already revoked", code="honor_revoked")
     honor.revoked_at, honor.revoke_reason = clock.now(), reason
-    await session.flush()
-    await emit(session, clock, (HonorRevoked(honor_id=honor.id, cadre_id=honor.cadre_id), honor.id))
+    await next_version(session, honor)
+    payload = HonorRevoked(
+        honor_id=honor.id,
+        cadre_id=honor.cadre_id,
+        level=honor.level,
+        year=honor.year,
+        title=honor.title,
+        entity_version=honor.version,
+    )
+    await emit(session, clock, (payload, honor.id))
     return honor
 
 

@@ -25,6 +25,7 @@ from services.registry.service.common import (
     fetch_page,
     flush_unique,
     get_or_404,
+    next_version,
     overlapping,
 )
 from shared.auth import Principal
@@ -84,6 +85,7 @@ def pairing_event(p: Pairing) -> tuple[PairingChanged, uuid.UUID]:
         village_id=p.village_id,
         start_date=p.start_date,
         end_date=p.end_date,
+        entity_version=p.version,
     )
     return payload, p.id
 
@@ -137,7 +139,7 @@ async def end_pairing(
         raise Conflict("the pairing already ends by then", code="pairing_ended")
     check_window(pairing.start_date, end_date)
     pairing.end_date = end_date
-    await session.flush()
+    await next_version(session, pairing)
     await emit(session, clock, pairing_event(pairing))
     return pairing
 

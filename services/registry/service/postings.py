@@ -18,6 +18,7 @@ from services.registry.service.common import (
     emit,
     fetch_page,
     get_or_404,
+    next_version,
     overlapping,
 )
 from shared.auth import Principal
@@ -51,6 +52,7 @@ def opened_event(p: Posting) -> tuple[PostingOpened, uuid.UUID]:
         role=p.role,
         start_date=p.start_date,
         end_date=p.end_date,
+        entity_version=p.version,
     )
     return payload, p.id
 
@@ -64,6 +66,7 @@ def ended_event(p: Posting) -> tuple[PostingEnded, uuid.UUID]:
         start_date=p.start_date,
         end_date=p.end_date,
         reason=p.end_reason,
+        entity_version=p.version,
     )
     return payload, p.id
 
@@ -146,7 +149,7 @@ async def end_posting(
         )
     posting.end_date, posting.end_reason = data.end_date, data.reason
     posting.ended_at = clock.now()
-    await session.flush()
+    await next_version(session, posting)
     await emit(session, clock, ended_event(posting))
     return posting
 

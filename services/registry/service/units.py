@@ -16,6 +16,7 @@ from services.registry.service.common import (
     fetch_page,
     flush_unique,
     get_or_404,
+    next_version,
     parse_ts,
     parse_uuid,
 )
@@ -25,6 +26,7 @@ from shared.contracts.enums import UnitKind
 from shared.contracts.registry import Geofence, UnitUpserted
 from shared.errors import Conflict, InvalidInput
 from shared.pagination import PageParams
+from shared.versions import bump
 
 PARENT_KIND: dict[UnitKind, UnitKind | None] = {
     UnitKind.county: None,
@@ -104,6 +106,7 @@ def unit_event(unit: OrgUnit, ancestors: list[uuid.UUID]) -> tuple[UnitUpserted,
         geofence=Geofence(**fence) if fence else None,
         special_difficulty=unit.special_difficulty,
         active=unit.active,
+        entity_version=unit.version,
     )
     return payload, unit.id
 
@@ -230,6 +233,7 @@ async def update_unit(
     now = clock.now()
     unit.updated_at = now
     await flush_unique(session, _duplicate_code(unit.code))
+    await next_version(session, unit)
     for change, before, after in changes:
         session.add(
             UnitChange(
@@ -305,10 +309,19 @@ async def move_unit(
     )
     unit.parent_id, unit.updated_at = parent.id, now
     await session.flush()
+    # Every unit of the subtree is re-announced, so each gets a new version (under its
+    # row's lock) and is read back as the database has it now.
+    table = OrgUnit.__table__
     subtree_units: list[OrgUnit] = []
     for i in range(0, len(moved), CHUNK):
+        chunk = moved[i : i + CHUNK]
+        await bump(session, table, table.c.id.in_(chunk))
         subtree_units.extend(
-            await session.scalars(select(OrgUnit).where(OrgUnit.id.in_(moved[i : i + CHUNK])))
+            await session.scalars(
+                select(OrgUnit)
+                .where(OrgUnit.id.in_(chunk))
+                .execution_options(populate_existing=True)
+            )
         )
     await announce(session, clock, subtree_units)
     return unit
