@@ -72,26 +72,35 @@ async def test_sign_ins_to_week_close_to_ladder_to_cancellation(system):
     assert steps == [
         (
             "presence.judged",
-            {"week": W47, "days": 4, "nights": 4, "compliant": False, "judged": True},
+            {"week": W47, "days": 4, "nights": 4, "compliant": False, "judged": True, "v": 1},
         ),
-        ("negative_entry.recorded", {"reason": "presence_week", "status": "active"}),
-        ("accountability.opened", {"rung": "study_class", "count": 1, "status": "pending"}),
+        ("negative_entry.recorded", {"reason": "presence_week", "status": "active", "v": 1}),
+        ("accountability.opened", {"rung": "study_class", "count": 1, "status": "pending", "v": 1}),
         ("week.closed", {"week": W47, "judged": 1, "compliant": 0, "non_compliant": 1}),
         ("finding.posted", {"status": "posted"}),
-        ("negative_entry.recorded", {"reason": "finding", "status": "active"}),
-        ("accountability.opened", {"rung": "admonition_talk", "count": 2, "status": "pending"}),
+        ("negative_entry.recorded", {"reason": "finding", "status": "active", "v": 1}),
+        (
+            "accountability.opened",
+            {"rung": "admonition_talk", "count": 2, "status": "pending", "v": 1},
+        ),
         ("finding.posted", {"status": "posted"}),
-        ("negative_entry.recorded", {"reason": "finding", "status": "active"}),
-        ("accountability.opened", {"rung": "penalty", "count": 3, "status": "pending"}),
+        ("negative_entry.recorded", {"reason": "finding", "status": "active", "v": 1}),
+        ("accountability.opened", {"rung": "penalty", "count": 3, "status": "pending", "v": 1}),
         ("finding.dismissed", {"reason": "wrong person photographed", "status": "dismissed"}),
-        ("negative_entry.revoked", {"reason": "finding", "status": "revoked"}),
-        ("accountability.cancelled", {"rung": "penalty", "count": 3, "status": "cancelled"}),
+        ("negative_entry.revoked", {"reason": "finding", "status": "revoked", "v": 2}),
+        (
+            "accountability.cancelled",
+            {"rung": "penalty", "count": 3, "status": "cancelled", "v": 2},
+        ),
         (
             "presence.judged",
-            {"week": W47, "days": 5, "nights": 4, "compliant": True, "judged": True},
+            {"week": W47, "days": 5, "nights": 4, "compliant": True, "judged": True, "v": 2},
         ),
-        ("negative_entry.revoked", {"reason": "presence_week", "status": "revoked"}),
-        ("accountability.cancelled", {"rung": "study_class", "count": 1, "status": "cancelled"}),
+        ("negative_entry.revoked", {"reason": "presence_week", "status": "revoked", "v": 2}),
+        (
+            "accountability.cancelled",
+            {"rung": "study_class", "count": 1, "status": "cancelled", "v": 2},
+        ),
         ("week.closed", {"week": W47, "judged": 1, "compliant": 1, "non_compliant": 0}),
     ]
     by_type = {}
@@ -107,4 +116,7 @@ async def test_sign_ins_to_week_close_to_ladder_to_cancellation(system):
 def _gist(payload: dict) -> dict:
     keys = ("week", "days", "nights", "compliant", "judged", "non_compliant", "reason", "rung")
     keys += ("count", "status")
-    return {k: payload[k] for k in keys if k in payload}
+    gist = {k: payload[k] for k in keys if k in payload}
+    if "entity_version" in payload:  # each change of a record is its next version
+        gist["v"] = payload["entity_version"]
+    return gist

@@ -79,7 +79,7 @@ async def test_build_a_draft_with_totals_per_township(system, world):
     ]  # fmt: skip
     [drafted] = await events(system, "incentives.batch.drafted")
     assert drafted["batch_id"] == batch["id"] and drafted["total_net"] == "8200.00"
-    assert drafted["lines"] == 4
+    assert drafted["lines"] == 4 and drafted["entity_version"] == 1
     listed = await system.client.get(
         f"{BASE}/stipend-batches", params={"month": "2026-11"}, headers=finance(system)
     )
@@ -278,7 +278,11 @@ async def test_pay_a_locked_batch(system, world):
     assert twice.status_code == 409
     got = await system.client.get(f"{BASE}/stipend-batches/{bid}", headers=h)
     assert got.content == paid.content
-    assert [e["status"] for e in await events(system, "incentives.batch.paid")] == ["paid"]
+    [paid_event] = await events(system, "incentives.batch.paid")
+    assert paid_event["status"] == "paid"
+    # Drafted, locked, paid: each announcement is the batch's next version.
+    [locked_event] = await events(system, "incentives.batch.locked")
+    assert (locked_event["entity_version"], paid_event["entity_version"]) == (2, 3)
 
 
 async def test_a_build_is_set_based(system):
