@@ -270,17 +270,22 @@ class KafkaConsumer:
         return out
 
     async def lag(self) -> dict[str, int | None]:
-        """Lag of this member's partitions: the high watermark of the last fetch minus the
-        position. Not ListOffsets: Tansu answers it with the last batch's base offset."""
-        assert self.consumer is not None
+        """Lag per topic of this member's partitions (unknown while one is not fetched yet)."""
         out: dict[str, int | None] = {t: 0 for t in self.topics}
+        for (topic, _), behind in (await self.partition_lag()).items():
+            total = out[topic]
+            out[topic] = None if total is None or behind is None else total + behind
+        return out
+
+    async def partition_lag(self) -> dict[tuple[str, int], int | None]:
+        """Per assigned partition: the high watermark of the last fetch minus the position
+        (None before the first fetch). Not ListOffsets: it costs a request per scrape."""
+        assert self.consumer is not None
+        out: dict[tuple[str, int], int | None] = {}
         for tp in self.consumer.assignment():
-            topic = self.transport.logical(tp.topic)
-            high, behind = self.consumer.highwater(tp), out[topic]
-            if high is None or behind is None:
-                out[topic] = None  # not fetched yet: unknown
-                continue
-            out[topic] = behind + max(0, high - await self.consumer.position(tp))
+            high = self.consumer.highwater(tp)
+            where = (self.transport.logical(tp.topic), tp.partition)
+            out[where] = None if high is None else max(0, high - await self.consumer.position(tp))
         return out
 
     async def commit(self, messages: list[Message]) -> None:

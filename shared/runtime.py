@@ -179,9 +179,9 @@ class ServiceRuntime:
             log.debug("%s: backlog unavailable for metrics", self.name, exc_info=True)
         if self.runner:
             try:
-                async with asyncio.timeout(5):
-                    lag = await self.runner.lag()
-                state["lag"] = {(topic, "all"): n for topic, n in lag.items()}
+                if self.runner.consumer is not None:
+                    async with asyncio.timeout(5):
+                        state["lag"] = await self.runner.consumer.partition_lag()
             except Exception:
                 log.debug("%s: lag unavailable for metrics", self.name, exc_info=True)
         checkedout = getattr(self.engine.sync_engine.pool, "checkedout", None)

@@ -59,6 +59,7 @@ class Consumer(Protocol):
     async def poll(self, timeout: float) -> list[Message]: ...
     async def commit(self, messages: list[Message]) -> None: ...
     async def lag(self) -> dict[str, int | None]: ...
+    async def partition_lag(self) -> dict[tuple[str, int], int | None]: ...
 
 
 class Transport(Protocol):
@@ -250,6 +251,9 @@ class LocalConsumer:
 
     async def lag(self) -> dict[str, int | None]:
         return dict(await self.bus.lag(self.group, self.topics))
+
+    async def partition_lag(self) -> dict[tuple[str, int], int | None]:
+        return {(t, 0): n for t, n in (await self.lag()).items()}  # one partition per topic
 
     async def _fetch(self, limit: int = 500) -> list[Message]:
         out: list[Message] = []

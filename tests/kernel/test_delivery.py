@@ -164,3 +164,22 @@ async def test_a_write_that_fails_at_commit_is_never_answered_201(kernel, toy_db
         async with app.state.runtimes["toy"].transaction() as s:
             assert await s.scalar(select(func.count()).select_from(toy.Child)) == 0
             assert await s.scalar(select(func.count()).select_from(OUTBOX)) == 0
+
+
+async def test_metrics_show_lag_per_topic_and_partition_once_caught_up(kernel, toy_db):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with running(kernel, toy_db) as (app, client):
+        for seq in range(3):
+            r = await client.post("/toy/v1/notes", json={"key": f"p{seq}", "seq": seq})
+            assert r.status_code == 201
+        await settle(app)
+        text = (await client.get("/toy/metrics")).text
+        [lag] = [
+            f for f in text_string_to_metric_families(text) if f.name == "frontline_consumer_lag"
+        ]
+        partitions = {(s.labels["topic"], int(s.labels["partition"])): s.value for s in lag.samples}
+        assert partitions and all(v == 0 for v in partitions.values())
+        assert {t for t, _ in partitions} == {"frontline.toy"}
+        expected = kernel.kafka.partitions if kernel.transport == "kafka" else 1
+        assert len(partitions) == expected  # one consumer owns every partition

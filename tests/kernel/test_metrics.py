@@ -48,7 +48,9 @@ async def test_backlog_lag_and_pool_are_read_at_scrape_time(system):
         assert series["frontline_outbox_oldest_age_seconds"][0].value == 0
         assert series["frontline_db_pool_in_use"][0].value >= 0
     lag = (await scrape(system, "assessment"))["frontline_consumer_lag"]
-    assert {s.labels["topic"] for s in lag} == {"frontline.registry"}
+    assert {(s.labels["topic"], s.labels["partition"]) for s in lag} == {
+        ("frontline.registry", "0")
+    }
     assert all(s.value == 0 for s in lag)
 
 
