@@ -180,7 +180,9 @@ class ConsumerRunner:
     def service(self) -> str:
         return self.group.rsplit("-", 1)[-1]  # groups are "<prefix>-<service>"
 
-    async def run(self, *, poll_seconds: float = 1.0) -> None:
+    async def run(self, *, poll_seconds: float = 5.0) -> None:
+        # A long poll: transports deliver as soon as they have records; this only bounds
+        # how long an idle consumer sleeps between looks.
         if await self.never_applied():
             # A new or emptied database: read every topic from its start, so projections
             # are rebuilt from the log (registry topics are compacted by entity, so they

@@ -58,7 +58,9 @@ class KernelSettings(BaseSettings):
     bootstrap_admin_password: str = ""
     timezone: str = "Asia/Shanghai"
     relay_batch_size: int = 200
-    relay_idle_seconds: float = 0.5
+    # Commits in this process wake the relay at once; the idle look only catches rows a
+    # replica that went away left behind.
+    relay_idle_seconds: float = 5.0
     relay_linger_seconds: float = 0.02
     consumer_max_attempts: int = 3
     consumer_retry_seconds: float = 0.2

@@ -7,7 +7,8 @@ SQLite file (var/bus.sqlite), so events survive a restart of the embedded proces
 """
 
 import asyncio
-from collections import Counter
+import itertools
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -28,6 +29,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import Clock
@@ -75,6 +77,7 @@ class Transport(Protocol):
     async def read(self, topic: str, start: int = 0, limit: int | None = None) -> list[Message]: ...
 
 
+TAIL = 10_000  # records per topic kept in memory for consumers
 _md = MetaData()
 BUS = Table(
     "bus_messages",
@@ -108,6 +111,13 @@ class LocalBus:
         self.sent: Counter[str] = Counter()
         self._write = asyncio.Lock()
         self._new = asyncio.Condition()
+        # What this process knows of each topic: its next offset, and its newest records.
+        # Consumers read from the tail in memory and skip the file when nothing is new, so
+        # neither an idle nor a busy bus polls SQLite; `refresh` catches up with records
+        # another process (a `frontline dlq replay`) appended, once per long poll.
+        self.heads: dict[str, int] = {}
+        self.tails: dict[str, deque[Message]] = {}
+        self.version = 0
 
     async def start(self) -> None:
         if self.engine is None:
@@ -122,37 +132,75 @@ class LocalBus:
             await self.engine.dispose()
             self.engine = None
 
+    async def _heads_from_file(self, topics: set[str]) -> dict[str, int]:
+        async with self.sessionmaker() as s:
+            rows = await s.execute(
+                select(BUS.c.topic, func.max(BUS.c.offset))
+                .where(BUS.c.topic.in_(topics))
+                .group_by(BUS.c.topic)
+            )
+            found = dict(rows.all())
+        return {t: found.get(t, -1) + 1 for t in topics}
+
+    async def refresh(self, topics: list[str]) -> None:
+        """Re-read the heads from the file (records appended by another process)."""
+        async with self._write:
+            fresh = await self._heads_from_file(set(topics))
+            moved = False
+            for t, head in fresh.items():
+                if t not in self.heads or head > self.heads[t]:
+                    self.heads[t] = head
+                    self.tails.pop(t, None)  # the tail must reach the head without a gap
+                    moved = True
+        if moved:
+            await self._notify()
+
+    async def _notify(self) -> None:
+        async with self._new:
+            self.version += 1
+            self._new.notify_all()
+
     async def publish(self, records: list[Record]) -> None:
         if not records:
             return
-        async with self._write, self.sessionmaker() as s, s.begin():
+        async with self._write:
             topics = {r.topic for r in records}
-            heads = dict(
-                (
-                    await s.execute(
-                        select(BUS.c.topic, func.max(BUS.c.offset))
-                        .where(BUS.c.topic.in_(topics))
-                        .group_by(BUS.c.topic)
-                    )
-                ).all()
-            )
-            rows, now = [], self.clock.now()
-            for r in records:
-                heads[r.topic] = heads.get(r.topic, -1) + 1
-                rows.append(
-                    {
-                        "topic": r.topic,
-                        "offset": heads[r.topic],
-                        "key": r.key,
-                        "value": r.value,
-                        "headers": orjson.dumps(r.headers).decode(),
-                        "appended_at": now,
-                    }
-                )
-            await s.execute(BUS.insert(), rows)
+            unknown = {t for t in topics if t not in self.heads}
+            if unknown:
+                self.heads.update(await self._heads_from_file(unknown))
+            try:
+                await self._append(records)
+            except IntegrityError:  # another process appended to these topics meanwhile
+                self.heads.update(await self._heads_from_file(topics))
+                for t in topics:
+                    self.tails.pop(t, None)
+                await self._append(records)
         self.sent.update(r.topic for r in records)
-        async with self._new:
-            self._new.notify_all()
+        await self._notify()
+
+    async def _append(self, records: list[Record]) -> None:
+        heads = dict(self.heads)
+        messages = []
+        for r in records:
+            messages.append(Message(r.topic, 0, heads[r.topic], r.key, r.value, r.headers))
+            heads[r.topic] += 1
+        now = self.clock.now()
+        rows = [
+            {
+                "topic": m.topic,
+                "offset": m.offset,
+                "key": m.key,
+                "value": m.value,
+                "headers": orjson.dumps(m.headers).decode(),
+                "appended_at": now,
+            }
+            for m in messages
+        ]
+        async with self.sessionmaker() as s, s.begin():
+            await s.execute(BUS.insert(), rows)
+        self.heads = heads
+        for m in messages:
+            self.tails.setdefault(m.topic, deque(maxlen=TAIL)).append(m)
 
     def consumer(self, group: str, topics: list[str]) -> "LocalConsumer":
         return LocalConsumer(self, group, topics)
@@ -257,8 +305,16 @@ class LocalConsumer:
 
     async def _fetch(self, limit: int = 500) -> list[Message]:
         out: list[Message] = []
-        async with self.bus.sessionmaker() as s:
-            for topic, start in self.positions.items():
+        for topic, start in self.positions.items():
+            head = self.bus.heads.get(topic)
+            if head is not None and start >= head:
+                continue  # nothing new: no query at all
+            tail = self.bus.tails.get(topic)
+            if tail and tail[0].offset <= start:
+                skip = start - tail[0].offset
+                out.extend(itertools.islice(tail, skip, skip + limit))
+                continue
+            async with self.bus.sessionmaker() as s:
                 rows = await s.execute(
                     select(BUS)
                     .where(BUS.c.topic == topic, BUS.c.offset >= start)
@@ -271,6 +327,9 @@ class LocalConsumer:
         return out
 
     async def poll(self, timeout: float) -> list[Message]:
+        """New records at once; otherwise wait for this process's next publish, and after
+        `timeout` without one look at the file for records from elsewhere (a long poll)."""
+        seen = self.bus.version
         got = await self._fetch()
         if got:
             return got
@@ -279,9 +338,11 @@ class LocalConsumer:
             # that lands as the wait completes, and the worker would never stop.
             try:
                 async with asyncio.timeout(timeout):
-                    await self.bus._new.wait()
+                    await self.bus._new.wait_for(lambda: self.bus.version != seen)
             except TimeoutError:
-                return []
+                pass
+        if self.bus.version == seen:
+            await self.bus.refresh(self.topics)
         return await self._fetch()
 
     async def commit(self, messages: list[Message]) -> None:

@@ -1,0 +1,60 @@
+"""Where a sign-in's time goes: py-spy on `frontline run` (PostgreSQL) under wrk load.
+
+Prints the functions with the most samples on the server's threads (own and total).
+
+  .venv/bin/python bench/profile_signin.py [SECONDS]
+"""
+
+import collections
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from harness import ROOT, databases, frontline, wrk
+from signin_ratio import CONNECTIONS, county, singles
+
+
+def summarise(raw: Path, top: int = 25) -> None:
+    own: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        samples += n
+        frames = stack.split(";")
+        own[frames[-1]] += n
+        for f in set(frames):
+            total[f] += n
+    print(f"{samples} samples")
+    print("-- own --")
+    for f, n in own.most_common(top):
+        print(f"{100 * n / samples:5.1f}%  {f}")
+    print("-- total --")
+    for f, n in total.most_common(top * 2):
+        print(f"{100 * n / samples:5.1f}%  {f}")
+
+
+def main(seconds: int) -> None:
+    spy = str(ROOT / ".venv" / "bin" / "py-spy")
+    with databases("registry", "assessment", "incentives") as dsns, \
+            tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        with frontline(dsns, tmp) as (url, pid):
+            phones = county(url).phones
+            raw = tmp / "profile.txt"
+            spy_proc = subprocess.Popen(
+                [spy, "record", "-p", str(pid), "-d", str(seconds), "-r", "200", "-f", "raw",
+                 "-o", str(raw), "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            result = wrk(url, singles(phones, 3000 * seconds), connections=CONNECTIONS,
+                         seconds=seconds)
+            spy_proc.wait()
+            print(result)
+            summarise(raw)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 15)
