@@ -36,6 +36,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.events import Envelope
@@ -222,7 +223,6 @@ def _pg_cast(name: str, placeholder: str) -> str:
 
 
 _SQLITE_INSERT = text(_insert_sql(lambda c: f":{c}", postgres=False))
-_PG_INSERT = text(_insert_sql(lambda c: _pg_cast(c, f":{c}"), postgres=True))
 _ORDER = ["content", *_COLUMNS]
 #: For raw asyncpg callers: run LOCK_SQL (arg LOCK_KEY), then INSERT_SQL (args asyncpg_args()).
 LOCK_SQL = "SELECT pg_advisory_xact_lock($1)"
@@ -242,6 +242,30 @@ def pg_function_sql(name: str) -> str:
     )
 
 
+# Named by a hash of its body: replicas of different versions never replace each other's.
+PG_FUNCTION = f"frontline_audit_append_{zlib.crc32(pg_function_sql('f').encode()):08x}"
+_PG_SIGNATURE = (
+    f"{PG_FUNCTION}({', '.join(['text', *(_PG_TYPES.get(c, 'text') for c in _COLUMNS)])})"
+)
+_PG_CALL = text(f"SELECT {PG_FUNCTION}({', '.join(_pg_cast(c, f':{c}') for c in _ORDER)})")
+
+
+async def ensure_pg_function(engine: AsyncEngine) -> None:
+    """Create PG_FUNCTION unless it exists (at start; its body is the INSERT above, so it
+    lives with the code, not in a migration). Replicas starting together may race."""
+    exists = text("SELECT to_regprocedure(:s) IS NOT NULL")
+    async with engine.connect() as conn:
+        if await conn.scalar(exists, {"s": _PG_SIGNATURE}):
+            return
+        try:
+            await conn.exec_driver_sql(pg_function_sql(PG_FUNCTION))
+            await conn.commit()
+        except DBAPIError:
+            await conn.rollback()
+            if not await conn.scalar(exists, {"s": _PG_SIGNATURE}):
+                raise
+
+
 def asyncpg_args(entry: Entry) -> list[Any]:
     values = entry.values()
     return [values[c] for c in _ORDER]
@@ -249,12 +273,12 @@ def asyncpg_args(entry: Entry) -> list[Any]:
 
 async def append(session: AsyncSession, entry: Entry) -> None:
     """Chain one row onto the log, in the caller's transaction; call it last, just before
-    the commit, so that on PostgreSQL the lock is held only for the append and the commit.
+    the commit. On PostgreSQL the lock and the append are one call of PG_FUNCTION (made by
+    the runtime at start), so the lock is held for that call and the commit only.
     """
     values = entry.values()
     if session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
-        await session.execute(_PG_INSERT, values)
+        await session.execute(_PG_CALL, values)
     else:
         await session.execute(_SQLITE_INSERT, _sqlite_values(values))
 

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.audit import MUTATING
+from shared.audit import MUTATING, ensure_pg_function
 from shared.audit_http import RequestIdMiddleware, audit_router, record_request
 from shared.clock import Clock
 from shared.db import make_engine, make_sessionmaker
@@ -111,6 +111,8 @@ class ServiceRuntime:
     async def start(self, *, workers: bool = True) -> None:
         if self.settings.migrate_on_start:
             await upgrade(self.engine, self.spec.migrations)
+        if self.engine.dialect.name == "postgresql":
+            await ensure_pg_function(self.engine)  # the audit chain's lock-and-append
         if self.spec.on_start:
             await self.spec.on_start(self)
         if workers:
