@@ -1,8 +1,9 @@
 """What the audit chain costs a write on PostgreSQL: a one-row transaction alone, against
 the same transaction that also appends its audit row (the advisory lock and the chained
 INSERT ... SELECT of shared/audit.py, held until the commit) as two statements
-(`append_asyncpg`, SessionDep's path) or as one call of `pg_function_sql` (the sign-in
-hot path's), 32 in flight over 10 connections. Prints the ratios measured in one run,
+(`append_asyncpg`) or as one call of the kernel's function (`audit.append` on PostgreSQL,
+which SessionDep and the inbox use, and the sign-in hot path), 32 in flight over 10
+connections. Prints the ratios measured in one run,
 then verifies the chain it built. One chain per database serialises appends from the lock
 to the commit: the ratio says what that costs where commits are the bottleneck.
 
@@ -33,8 +34,7 @@ from tests.infra.postgres import (  # noqa: E402
 IN_FLIGHT = 32
 
 
-FUNCTION = "bench_audit_append"
-CALL = f"SELECT {FUNCTION}({', '.join(f'${n}' for n in range(1, 13))})"
+CALL = f"SELECT {audit.PG_FUNCTION}({', '.join(f'${n}' for n in range(1, 13))})"
 
 
 async def run(pool: asyncpg.Pool, n: int, *, chained: str = "") -> float:
@@ -79,7 +79,7 @@ async def main(base: str, n: int) -> None:
             await conn.run_sync(metadata.create_all)
         pool = await asyncpg.create_pool(f"{base}/{name}", min_size=10, max_size=10)
         await pool.execute("CREATE TABLE bare (id uuid primary key, t timestamptz)")
-        await pool.execute(audit.pg_function_sql(FUNCTION))
+        await audit.ensure_pg_function(engine)
         await run(pool, 200, chained="statements")  # warm up
         alone = await run(pool, n)
         chained = await run(pool, n, chained="statements")
