@@ -478,31 +478,38 @@ async def test_files_over_the_limits_are_refused_before_they_are_validated(syste
 
 
 async def test_health_answers_while_an_xlsx_is_parsed(system, monkeypatch):
-    """The parse runs off the event loop: held inside it, the service still answers."""
+    """The parse runs off the event loop: held inside it, the service still answers.
+
+    The parser normally runs in another process; here it runs in a thread of this one, so
+    the test can hold it mid-parse with an event.
+    """
     import asyncio
     import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     from services.registry.service import imports as import_service
 
     t = await make_tree(system)
     inside, release = threading.Event(), threading.Event()
-    read_table = import_service.read_table
+    read = import_service._read_in_child
 
-    def held(*args, **kwargs):
+    def held(*args):
         inside.set()
         release.wait(30)  # on the event loop this would hold every request below
-        return read_table(*args, **kwargs)
+        return read(*args)
 
-    monkeypatch.setattr(import_service, "read_table", held)
-    rows = [["Group A", "GA-1", "group", t["village"]["code"]]]
-    content = xlsx_bytes(["name", "code", "kind", "parent_code"], rows)
-    upload_task = asyncio.create_task(upload(system, "org-units", content, "u.xlsx"))
-    assert await asyncio.to_thread(inside.wait, 30)
-    health = await system.client.get("/registry/health")
-    units = await system.client.get(f"{API}/org-units", headers=admin(system))
-    assert health.status_code == 200 and units.status_code == 200
-    assert not upload_task.done()
-    release.set()
-    r = await upload_task
+    with ThreadPoolExecutor(1) as pool:
+        monkeypatch.setattr(import_service, "parser_pool", lambda: pool)
+        monkeypatch.setattr(import_service, "_read_in_child", held)
+        rows = [["Group A", "GA-1", "group", t["village"]["code"]]]
+        content = xlsx_bytes(["name", "code", "kind", "parent_code"], rows)
+        upload_task = asyncio.create_task(upload(system, "org-units", content, "u.xlsx"))
+        assert await asyncio.to_thread(inside.wait, 30)
+        health = await system.client.get("/registry/health")
+        units = await system.client.get(f"{API}/org-units", headers=admin(system))
+        assert health.status_code == 200 and units.status_code == 200
+        assert not upload_task.done()
+        release.set()
+        r = await upload_task
     assert r.status_code == 200, r.text
     assert r.json()["created"] == {"units": 1}

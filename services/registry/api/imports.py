@@ -1,6 +1,5 @@
 """Bulk imports from CSV or XLSX: all rows or none, with a per-row problem report."""
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, File, UploadFile
@@ -27,8 +26,7 @@ async def _table(file: UploadFile, settings) -> tuple[list[str], list[list[str]]
         cells=settings.import_max_cells,
         unzipped_bytes=settings.import_max_unzipped_mib * 1024 * 1024,
     )
-    # Parsing is CPU work: in a worker thread, so the services keep answering meanwhile.
-    return await asyncio.to_thread(import_service.read_table, content, file.filename or "", limits)
+    return await import_service.parse(content, file.filename or "", limits)
 
 
 @router.post("/imports/org-units", response_model=ImportResult)

@@ -6,11 +6,15 @@ phones, duplicates inside the file), and the report names each problem by row nu
 multi-row inserts and its events in the same transaction.
 """
 
+import asyncio
 import csv
 import io
+import multiprocessing
 import uuid
 import zipfile
 from collections.abc import Iterable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -88,7 +92,7 @@ class Limits:
 def read_table(content: bytes, filename: str, limits: Limits) -> tuple[list[str], list[list[str]]]:
     """Header and rows of a CSV (UTF-8, BOM allowed) or the first sheet of an XLSX.
 
-    Synchronous and CPU-bound: the API runs it in a worker thread, off the event loop.
+    Synchronous and CPU-bound: the API runs it through `parse`, in another process.
     """
     name = filename.lower()
     problems = Problems()
@@ -123,6 +127,46 @@ def read_table(content: bytes, filename: str, limits: Limits) -> tuple[list[str]
     if not header:
         raise InvalidInput("file", "the file is empty")
     return header, rows
+
+
+def _read_in_child(content: bytes, filename: str, limits: Limits) -> tuple:
+    """read_table in the parsing process; domain errors come back as data (they don't pickle)."""
+    try:
+        return ("ok", *read_table(content, filename, limits))
+    except ImportInvalid as exc:
+        return ("problems", exc.message, exc.extra)
+    except InvalidInput as exc:
+        return ("invalid", exc.field, exc.message.split(": ", 1)[-1])
+
+
+_pool: Executor | None = None
+
+
+def parser_pool() -> Executor:
+    """One process that parses uploads: XML parsing holds the GIL, so a thread would still
+    starve the event loop; a process leaves every service answering meanwhile."""
+    global _pool
+    if _pool is None:
+        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return _pool
+
+
+async def parse(content: bytes, filename: str, limits: Limits) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of an uploaded file, parsed off the event loop (see parser_pool)."""
+    global _pool
+    loop = asyncio.get_running_loop()
+    try:
+        kind, *rest = await loop.run_in_executor(
+            parser_pool(), _read_in_child, content, filename, limits
+        )
+    except BrokenProcessPool:  # the parser died (killed, out of memory): a new one next time
+        _pool = None
+        raise
+    if kind == "problems":
+        raise ImportInvalid(rest[0], **rest[1])
+    if kind == "invalid":
+        raise InvalidInput(rest[0], rest[1])
+    return rest[0], rest[1]
 
 
 def _csv_rows(text: str, problems: Problems) -> Iterable[list[str]]:
@@ -177,7 +221,10 @@ def _xlsx_rows(content: bytes, limits: Limits) -> Iterable[list[str]]:
 def _records(
     header: list[str], rows: list[list[str]], model: type[BaseModel], problems: Problems
 ) -> list[tuple[int, BaseModel]]:
-    """Validate each non-blank row against `model`; (row number, record) for the good ones."""
+    """Validate each non-blank row against `model`; (row number, record) for the good ones.
+
+    CPU work over up to import_max_rows rows: callers run it in a worker thread.
+    """
     known = set(model.model_fields)
     for col in header:
         if col not in known:
@@ -279,7 +326,9 @@ async def import_units(
     dry_run: bool,
 ) -> dict[str, int]:
     problems = Problems()
-    records: list[tuple[int, UnitRow]] = _records(header, rows, UnitRow, problems)  # type: ignore[assignment]
+    records: list[tuple[int, UnitRow]] = await asyncio.to_thread(
+        _records, header, rows, UnitRow, problems
+    )  # type: ignore[assignment]
     by_code: dict[str, tuple[int, UnitRow]] = {}
     for number, r in records:
         if r.code in by_code:
@@ -395,7 +444,9 @@ async def import_cadres(
 ) -> dict[str, int]:
     """New cadres, each with a posting when the row names a role."""
     problems = Problems()
-    records: list[tuple[int, CadreRow]] = _records(header, rows, CadreRow, problems)  # type: ignore[assignment]
+    records: list[tuple[int, CadreRow]] = await asyncio.to_thread(
+        _records, header, rows, CadreRow, problems
+    )  # type: ignore[assignment]
     phones: dict[str, int] = {}
     for number, r in records:
         if r.phone in phones:
@@ -493,7 +544,9 @@ async def import_postings(
 ) -> dict[str, int]:
     """Postings of registered cadres (by phone): no overlap with their postings or each other."""
     problems = Problems()
-    records: list[tuple[int, PostingRow]] = _records(header, rows, PostingRow, problems)  # type: ignore[assignment]
+    records: list[tuple[int, PostingRow]] = await asyncio.to_thread(
+        _records, header, rows, PostingRow, problems
+    )  # type: ignore[assignment]
     cadres = await _existing(
         session,
         Cadre.phone,
