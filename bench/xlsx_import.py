@@ -51,9 +51,8 @@ async def main(allowed_rows: int) -> None:
         CADRE_COLUMNS,
         ([f"Cadre {r}", f"139{r:08d}", "resident_cadre"] for r in range(allowed_rows)),
     )
-    print(
-        f"50,000 x 40: {len(wide) / 1024:.0f} KiB; {allowed_rows} x 3: {len(allowed) / 1024:.0f} KiB"
-    )
+    kib = len(wide) / 1024, len(allowed) / 1024
+    print(f"50,000 x 40: {kib[0]:.0f} KiB; {allowed_rows} x 3: {kib[1]:.0f} KiB")
     with tempfile.TemporaryDirectory() as tmp:
         kernel = KernelSettings(var_dir=Path(tmp), run_scheduler=False)
         clock = FrozenClock(DEFAULT_NOW)
@@ -70,9 +69,8 @@ async def main(allowed_rows: int) -> None:
                 start = time.perf_counter()
                 r = await client.post(url, files={"file": ("w.xlsx", wide)}, headers=h)
                 refused = time.perf_counter() - start
-                print(
-                    f"50,000 x 40 refused: {r.status_code} {r.json()['detail']!r} in {refused:.2f} s"
-                )
+                detail = r.json()["detail"]
+                print(f"50,000 x 40 refused: {r.status_code} {detail!r} in {refused:.2f} s")
 
                 latencies: list[float] = []
                 done = asyncio.Event()
