@@ -8,6 +8,7 @@ import shared.contracts  # noqa: F401  (registers every event type)
 from services.registry import models
 from services.registry.api import router
 from services.registry.events import handlers
+from services.registry.service import imports as import_service
 from services.registry.service import users as user_service
 from services.registry.settings import RegistrySettings, registry_settings
 from shared.runtime import ServiceRuntime, ServiceSpec, build_app
@@ -16,6 +17,7 @@ from shared.runtime import ServiceRuntime, ServiceSpec, build_app
 async def on_start(rt: ServiceRuntime) -> None:
     """Settle the settings class, then make sure there is an org_admin to log in with."""
     rt.settings = registry_settings(rt.settings)
+    import_service.parser_pool().submit(int)  # start the upload parser now, not on first use
     async with rt.transaction() as session:
         await user_service.bootstrap_admin(
             session, kernel=rt.kernel, settings=rt.settings, clock=rt.clock

@@ -17,7 +17,7 @@ class RegistrySettings(ServiceSettings):
     # once froze every service for 44 s; our widest import has 8 columns.
     import_max_columns: int = 32
     import_max_cells: int = 500_000
-    import_max_unzipped_mib: int = 64
+    import_max_unzipped_mib: int = 32
 
 
 def registry_settings(settings: ServiceSettings) -> RegistrySettings:
