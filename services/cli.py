@@ -1,22 +1,38 @@
-"""`frontline` command line: run embedded or one service, and the admin back-doors.
+"""`frontline`: run the services, and operate a running Frontline from a terminal.
 
-frontline run                      all three services in one process (embedded)
-frontline serve registry           one service (distributed mode: PostgreSQL + Kafka)
-frontline migrate registry ...     upgrade services' databases (a release's migration job)
-frontline dlq list|replay|discard TOPIC [--partition P --offset O]   dead letters
-frontline seed --profile demo      a small live county (anlong: the seed report's county)
-frontline audit verify [SERVICE]   check the audit chains (exit 1 on any break)
+frontline run                              all three services in one process (embedded)
+frontline serve registry [--workers N]     one service (distributed: PostgreSQL + Kafka)
+frontline migrate [SERVICE ...]            upgrade databases (a release's migration job)
+frontline seed --profile demo|anlong       a county, through the services' HTTP write paths
+frontline simulate                         phones signing in (the load generator)
+frontline import units|cadres|postings F   a registry import (CSV or XLSX, all rows or none)
+frontline export batch 2026-11 --out F     a month's stipend batch as CSV or XLSX
+frontline close-week 2026-W48              judge a week (idempotent)
+frontline user create|deactivate           logins
+frontline dlq list|replay|discard TOPIC    dead letters
+frontline audit verify [SERVICE]           check the audit chains (exit 1 on any break)
+
+The commands that talk to a running Frontline take `--base-url` (FRONTLINE_URL) and sign
+in as FRONTLINE_USERNAME / FRONTLINE_PASSWORD (else the bootstrap admin's settings).
 """
 
-import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Annotated, Any, Literal, get_args
 
+import httpx
 import orjson
+import typer
 import uvicorn
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.exc import DBAPIError
 
+from services import client
 from services.main import SERVICES, embedded_app, service_app, specs
 from shared import audit, dlq, logs, tracing
 from shared.clock import Clock
@@ -27,6 +43,83 @@ from shared.settings import KernelSettings
 
 DEFAULT_PORTS = {"registry": 8001, "assessment": 8002, "incentives": 8003}
 SERVE_ENV = "FRONTLINE_SERVE_SERVICE"
+# Our JSON access lines replace uvicorn's; its logging stays as configured by shared.logs.
+_UVICORN = {"log_config": None, "access_log": False, "server_header": False}
+
+app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False)
+dlq_app = typer.Typer(help="Dead letters: list, replay or discard.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit logs.", no_args_is_help=True)
+import_app = typer.Typer(help="Registry imports (CSV or XLSX, header first).", no_args_is_help=True)
+export_app = typer.Typer(help="Exports for the finance office.", no_args_is_help=True)
+user_app = typer.Typer(help="Logins.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(audit_app, name="audit")
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
+app.add_typer(user_app, name="user")
+out = Console()
+err = Console(stderr=True)
+
+BaseUrl = Annotated[
+    str, typer.Option(envvar="FRONTLINE_URL", help="the Frontline to talk to (a gateway)")
+]
+ServiceName = Literal["registry", "assessment", "incentives"]
+assert get_args(ServiceName) == SERVICES
+
+
+def _kernel() -> KernelSettings:
+    kernel = KernelSettings()
+    logs.configure(kernel.log_level, kernel.log_format)
+    return kernel
+
+
+def _print(value: Any) -> None:
+    out.print_json(orjson.dumps(value).decode())
+
+
+def _credentials(kernel: KernelSettings) -> tuple[str, str]:
+    username = os.environ.get("FRONTLINE_USERNAME") or kernel.bootstrap_admin_username or "admin"
+    password = os.environ.get("FRONTLINE_PASSWORD") or kernel.bootstrap_admin_password
+    if not password:
+        err.print("set FRONTLINE_USERNAME and FRONTLINE_PASSWORD (an org_admin's, or finance's)")
+        raise typer.Exit(2)
+    return username, password
+
+
+def _remote(base_url: str, work: Callable[[client.Api], Awaitable[Any]]) -> Any:
+    """Sign in at `base_url` and run `work`; a refused call ends the command with its
+    problem on stderr and exit status 1."""
+    username, password = _credentials(_kernel())
+
+    async def go() -> Any:
+        async with httpx.AsyncClient(timeout=300) as http:
+            api = client.Api(http, {"": base_url})
+            api.headers = await api.login(username, password)
+            return await work(api)
+
+    try:
+        return asyncio.run(go())
+    except (client.ClientError, httpx.HTTPError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+
+
+# Running the services
+
+
+@app.command()
+def run(
+    port: Annotated[int, typer.Option(envvar="PORT")] = 8000,
+    host: Annotated[str, typer.Option(envvar="HOST")] = "127.0.0.1",
+) -> None:
+    """All three services in one process (embedded), SQLite under var/."""
+    kernel = _kernel()
+    tracing.configure(kernel.otlp_endpoint, "frontline-embedded")
+    user = kernel.bootstrap_admin_username or "admin"
+    out.print(f"Frontline (embedded) on http://127.0.0.1:{port}")
+    out.print(f"  services: /registry  /assessment  /incentives   data: {kernel.var_dir}/")
+    out.print(f"  bootstrap admin: {user}")
+    uvicorn.run(embedded_app(kernel=kernel), host=host, port=port, **_UVICORN)
 
 
 def serve_factory():
@@ -34,17 +127,231 @@ def serve_factory():
     return service_app(os.environ[SERVE_ENV], kernel=KernelSettings())
 
 
-def _announce(kernel: KernelSettings, port: int) -> None:
-    user = kernel.bootstrap_admin_username or "admin"
-    print(f"Frontline (embedded) on http://127.0.0.1:{port}", flush=True)
-    print(f"  services: /registry  /assessment  /incentives   data: {kernel.var_dir}/", flush=True)
-    if not kernel.bootstrap_admin_password:
-        print(f"  dev admin: {user} / admin  (set FRONTLINE_BOOTSTRAP_ADMIN_*)", flush=True)
+@app.command()
+def serve(
+    service: ServiceName,
+    port: Annotated[int | None, typer.Option(help="default: 8001/8002/8003")] = None,
+    host: Annotated[str, typer.Option(envvar="HOST")] = "127.0.0.1",
+    workers: Annotated[
+        int,
+        typer.Option(
+            envvar="FRONTLINE_WORKERS",
+            help="processes on one port; each is a replica (shares the consumer group and outbox)",
+        ),
+    ] = 1,
+) -> None:
+    """One service (distributed mode: PostgreSQL and Kafka)."""
+    kernel = _kernel()
+    tracing.configure(kernel.otlp_endpoint, f"frontline-{service}")
+    port = port or DEFAULT_PORTS[service]
+    if workers > 1:
+        # Worker processes import the app by name; the service travels in the environment.
+        os.environ[SERVE_ENV] = service
+        uvicorn.run(
+            "services.cli:serve_factory",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            **_UVICORN,
+        )
     else:
-        print(f"  bootstrap admin: {user}", flush=True)
+        uvicorn.run(service_app(service, kernel=kernel), host=host, port=port, **_UVICORN)
 
 
-async def _dlq(kernel: KernelSettings, action: str, topic: str, at: dlq.Position | None) -> int:
+@app.command()
+def migrate(services: Annotated[list[str] | None, typer.Argument()] = None) -> None:
+    """Upgrade services' databases to the latest schema (all three by default)."""
+    names = services or list(SERVICES)
+    if unknown := set(names) - set(SERVICES):
+        raise typer.BadParameter(f"unknown service(s): {', '.join(sorted(unknown))}")
+    asyncio.run(_migrate(_kernel(), names))
+
+
+async def _migrate(kernel: KernelSettings, names: list[str]) -> None:
+    for spec in specs(names):
+        engine = make_engine(spec.settings_cls().url_or_default(spec.name, kernel.var_dir))
+        try:
+            await upgrade(engine, spec.migrations)
+        finally:
+            await engine.dispose()
+        out.print(f"{spec.name}: schema at head")
+
+
+# A county to look at, and load
+
+
+@app.command()
+def seed(
+    profile: Literal["demo", "anlong"] = "demo",
+    scale: Annotated[float, typer.Option(help="anlong: a fraction of every count")] = 1.0,
+    base_url: BaseUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Load a county through the services' own HTTP write paths (safe to run again)."""
+    from services import seed as seeding
+
+    username, password = _credentials(_kernel())
+    with Progress(
+        TextColumn("{task.description:>12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    ) as bars:
+        tasks: dict[str, Any] = {}
+
+        def progress(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bars.add_task(what, total=total)
+            bars.update(tasks[what], completed=min(done, total), total=total)
+
+        try:
+            result = asyncio.run(
+                seeding.run(
+                    profile,
+                    base_url=base_url,
+                    username=username,
+                    password=password,
+                    scale=scale,
+                    progress=progress,
+                )
+            )
+        except (client.ClientError, httpx.HTTPError) as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
+    logins = result.pop("logins", {})
+    _print(result)
+    for name, secret in logins.items():
+        out.print(f"  login {name} / {secret}")
+
+
+@app.command()
+def simulate(
+    base_url: BaseUrl = "http://127.0.0.1:8000",
+    cadres: int = 100,
+    duration: Annotated[float, typer.Option(help="seconds of load")] = 30.0,
+    connections: Annotated[int, typer.Option(help="keep-alive connections")] = 64,
+    admin_user: Annotated[str, typer.Option(envvar="FRONTLINE_BOOTSTRAP_ADMIN_USERNAME")] = "admin",
+    admin_password: Annotated[
+        str, typer.Option(envvar="FRONTLINE_BOOTSTRAP_ADMIN_PASSWORD")
+    ] = "admin",
+    jwt_secret: Annotated[
+        str, typer.Option(help="sign cadre tokens locally instead of a user per cadre")
+    ] = "",
+) -> None:
+    """Phones signing in against a running Frontline (the benchmarks' load generator)."""
+    from services.simulate import simulate as load
+
+    _kernel()
+    args = SimpleNamespace(
+        base_url=base_url,
+        cadres=cadres,
+        duration=duration,
+        connections=connections,
+        admin_user=admin_user,
+        admin_password=admin_password,
+        jwt_secret=jwt_secret,
+    )
+    _print(asyncio.run(load(args)))
+
+
+# Day-to-day operations over HTTP
+
+
+def _import(kind: str, file: Path, dry_run: bool, base_url: str) -> None:
+    content = file.read_bytes()
+    _print(
+        _remote(
+            base_url, lambda api: client.import_file(api, kind, file.name, content, dry_run=dry_run)
+        )
+    )
+
+
+File = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="check only, write nothing")]
+
+
+@import_app.command("units")
+def import_units(file: File, dry_run: DryRun = False, base_url: BaseUrl = "http://127.0.0.1:8000"):
+    """Org units: code, name, kind, parent_code, lat, lon, radius_m, special_difficulty."""
+    _import("units", file, dry_run, base_url)
+
+
+@import_app.command("cadres")
+def import_cadres(file: File, dry_run: DryRun = False, base_url: BaseUrl = "http://127.0.0.1:8000"):
+    """Cadres: name, phone, category, position, unit_code, role, start_date, end_date."""
+    _import("cadres", file, dry_run, base_url)
+
+
+@import_app.command("postings")
+def import_postings(
+    file: File, dry_run: DryRun = False, base_url: BaseUrl = "http://127.0.0.1:8000"
+):
+    """Postings of registered cadres: phone, unit_code, role, start_date, end_date."""
+    _import("postings", file, dry_run, base_url)
+
+
+@export_app.command("batch")
+def export_batch(
+    month: Annotated[str, typer.Argument(help="e.g. 2026-11")],
+    out_file: Annotated[Path, typer.Option("--out", dir_okay=False)],
+    fmt: Annotated[Literal["csv", "xlsx"], typer.Option("--format")] = "csv",
+    base_url: BaseUrl = "http://127.0.0.1:8000",
+) -> None:
+    """A month's stipend batch as CSV or XLSX (a draft is marked draft)."""
+    batch, content = _remote(base_url, lambda api: client.export_batch(api, month, fmt))
+    out_file.write_bytes(content)
+    out.print(f"{batch['month']} ({batch['status']}): {len(content)} bytes to {out_file}")
+
+
+@app.command("close-week")
+def close_week(
+    week: Annotated[str, typer.Argument(help="e.g. 2026-W48")],
+    base_url: BaseUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Judge every cadre posted all week (again: re-judge with the data as it is)."""
+    _print(_remote(base_url, lambda api: client.close_week(api, week)))
+
+
+@user_app.command("create")
+def user_create(
+    username: str,
+    role: Annotated[list[str], typer.Option(help="repeat for several roles")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, envvar="NEW_PASSWORD")],
+    unit_id: Annotated[str | None, typer.Option(help="scope: this unit's subtree")] = None,
+    cadre_id: Annotated[str | None, typer.Option(help="the cadre this login is")] = None,
+    base_url: BaseUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Create a login."""
+    body = {"username": username, "password": password, "roles": role}
+    body.update(unit_id=unit_id, cadre_id=cadre_id)
+    _print(_remote(base_url, lambda api: client.user_create(api, **body)))
+
+
+@user_app.command("deactivate")
+def user_deactivate(username: str, base_url: BaseUrl = "http://127.0.0.1:8000") -> None:
+    """Deactivate a login; its tokens stop working on every service within seconds."""
+    _print(_remote(base_url, lambda api: client.user_deactivate(api, username)))
+
+
+# Dead letters and the audit trail (straight to the broker and the databases)
+
+
+Topic = Annotated[str, typer.Argument(help="e.g. frontline.assessment.dlq")]
+Partition = Annotated[int | None, typer.Option(help="the dead letter's DLQ partition")]
+Offset = Annotated[int | None, typer.Option(help="the dead letter's DLQ offset")]
+
+
+def _dlq(action: str, topic: str, partition: int | None, offset: int | None) -> None:
+    if (partition is None) != (offset is None):
+        raise typer.BadParameter("--partition and --offset name a dead letter together")
+    at = None if offset is None else (partition, offset)
+    if action == "discard" and at is None:
+        raise typer.BadParameter("discard needs --partition and --offset")
+    raise typer.Exit(asyncio.run(_dlq_run(_kernel(), action, topic, at)))
+
+
+async def _dlq_run(kernel: KernelSettings, action: str, topic: str, at: Any) -> int:
     transport = make_transport(kernel, "frontline-dlq")
     await transport.start()
     now = Clock().now()
@@ -66,49 +373,47 @@ async def _dlq(kernel: KernelSettings, action: str, topic: str, at: dlq.Position
     return 0
 
 
-async def _migrate(kernel: KernelSettings, names: list[str]) -> None:
-    for spec in specs(names):
-        settings = spec.settings_cls()
-        engine = make_engine(settings.url_or_default(spec.name, kernel.var_dir))
-        try:
-            await upgrade(engine, spec.migrations)
-        finally:
-            await engine.dispose()
-        print(f"{spec.name}: schema at head", flush=True)
+@dlq_app.command("list")
+def dlq_list(topic: Topic, partition: Partition = None, offset: Offset = None) -> None:
+    """Every dead letter with its status (dead, replayed, discarded)."""
+    _dlq("list", topic, partition, offset)
 
 
-def _seed(kernel: KernelSettings, args: argparse.Namespace) -> None:
-    """Credentials: FRONTLINE_USERNAME/FRONTLINE_PASSWORD, else the bootstrap admin's."""
-    from services import seed
+@dlq_app.command("replay")
+def dlq_replay(topic: Topic, partition: Partition = None, offset: Offset = None) -> None:
+    """The one named by --partition and --offset, else every one still dead."""
+    _dlq("replay", topic, partition, offset)
 
-    username = os.environ.get("FRONTLINE_USERNAME") or kernel.bootstrap_admin_username or "admin"
-    password = os.environ.get("FRONTLINE_PASSWORD") or kernel.bootstrap_admin_password
-    if not password:
-        sys.exit("set FRONTLINE_PASSWORD (an org_admin's) or FRONTLINE_BOOTSTRAP_ADMIN_PASSWORD")
 
-    def progress(what: str, done: int, total: int) -> None:
-        print(f"  {what}: {min(done, total)}/{total}", flush=True)
+@dlq_app.command("discard")
+def dlq_discard(topic: Topic, partition: Partition = None, offset: Offset = None) -> None:
+    """The one named (required); the decision is kept on the topic."""
+    _dlq("discard", topic, partition, offset)
 
-    result = asyncio.run(
-        seed.run(
-            args.profile,
-            base_url=args.base_url,
-            username=username,
-            password=password,
-            scale=args.scale,
-            progress=progress,
-        )
-    )
-    logins = result.pop("logins", {})
-    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
-    for name, secret in logins.items():
-        print(f"  login {name} / {secret}")
+
+def _anchor(value: str | None) -> tuple[int, str] | None:
+    if value is None:
+        return None
+    seq, _, digest = value.partition(":")
+    if not seq.isdigit() or len(digest) != 64:
+        raise typer.BadParameter("expected SEQ:HASH as printed by a previous verify")
+    return int(seq), digest
+
+
+@audit_app.command("verify")
+def audit_verify(
+    service: Annotated[ServiceName | None, typer.Argument(help="all three if omitted")] = None,
+    anchor: Annotated[str | None, typer.Option(help="SEQ:HASH of an earlier head")] = None,
+) -> None:
+    """Check each service's audit chain, read from the database its settings name."""
+    names = [service] if service else list(SERVICES)
+    ok = asyncio.run(_audit_verify(_kernel(), names, _anchor(anchor)))
+    raise typer.Exit(0 if ok else 1)
 
 
 async def _audit_verify(
     kernel: KernelSettings, names: list[str], anchor: tuple[int, str] | None
 ) -> bool:
-    """Each service's chain, read from the database its settings name (as `serve` would)."""
     ok = True
     for spec in specs(names):
         engine = make_engine(spec.settings_cls().url_or_default(spec.name, kernel.var_dir))
@@ -131,131 +436,25 @@ async def _audit_verify(
     return ok
 
 
-def _anchor(value: str) -> tuple[int, str]:
-    seq, _, digest = value.partition(":")
-    if not seq.isdigit() or len(digest) != 64:
-        raise argparse.ArgumentTypeError("expected SEQ:HASH as printed by a previous verify")
-    return int(seq), digest
-
-
-# Our JSON access lines replace uvicorn's; its logging stays as configured by shared.logs.
-_UVICORN = {"log_config": None, "access_log": False, "server_header": False}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="frontline")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    run = sub.add_parser("run", help="all three services in one process (embedded)")
-    run.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
-    run.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    serve = sub.add_parser("serve", help="one service (distributed mode)")
-    serve.add_argument("service", choices=SERVICES)
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    serve.add_argument(
-        "--workers",
-        type=int,
-        default=int(os.environ.get("FRONTLINE_WORKERS", 1)),
-        help="processes on one port; each is a replica (shares the consumer group and outbox)",
-    )
-    sim = sub.add_parser("simulate", help="phones signing in against a running Frontline")
-    sim.add_argument("--base-url", default="http://127.0.0.1:8000")
-    sim.add_argument("--cadres", type=int, default=100)
-    sim.add_argument("--duration", type=float, default=30.0, help="seconds of load")
-    sim.add_argument("--connections", type=int, default=64, help="keep-alive connections")
-    sim.add_argument(
-        "--admin-user", default=os.environ.get("FRONTLINE_BOOTSTRAP_ADMIN_USERNAME") or "admin"
-    )
-    sim.add_argument(
-        "--admin-password", default=os.environ.get("FRONTLINE_BOOTSTRAP_ADMIN_PASSWORD") or "admin"
-    )
-    sim.add_argument(
-        "--jwt-secret",
-        default="",
-        help="sign cadre tokens locally instead of creating a user per cadre",
-    )
-    mig = sub.add_parser("migrate", help="upgrade services' databases to the latest schema")
-    # No `choices` here: argparse checks the whole default list against them and refuses it.
-    mig.add_argument("services", nargs="*", metavar="SERVICE", help=", ".join(SERVICES))
-    seed = sub.add_parser("seed", help="load a county through the services' HTTP write paths")
-    seed.add_argument("--profile", choices=("anlong", "demo"), default="demo")
-    seed.add_argument("--scale", type=float, default=1.0, help="anlong: a fraction of every count")
-    seed.add_argument(
-        "--base-url", default=os.environ.get("FRONTLINE_URL", "http://127.0.0.1:8000")
-    )
-    dead = sub.add_parser(
-        "dlq",
-        help="list, replay or discard dead letters",
-        description="list: every dead letter with its status (dead, replayed, discarded). "
-        "replay: the one named by --partition and --offset, else every one still dead. "
-        "discard: the one named (required); the decision is kept on the topic.",
-    )
-    dead.add_argument("action", choices=("list", "replay", "discard"))
-    dead.add_argument("topic", help="e.g. frontline.assessment.dlq")
-    dead.add_argument("--partition", type=int, help="the dead letter's DLQ partition")
-    dead.add_argument("--offset", type=int, help="the dead letter's DLQ offset")
-    aud = sub.add_parser("audit", help="check services' hash-chained audit logs")
-    aud.add_argument("action", choices=("verify",))
-    aud.add_argument("service", nargs="?", choices=SERVICES, help="all three if omitted")
-    aud.add_argument("--anchor", type=_anchor, help="SEQ:HASH of an earlier head to hold to")
-    return parser
-
-
-def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.cmd == "migrate":
-        if unknown := set(args.services) - set(SERVICES):
-            parser.error(f"unknown service(s): {', '.join(sorted(unknown))}")
-        args.services = args.services or list(SERVICES)
-    if args.cmd == "dlq":
-        if (args.partition is None) != (args.offset is None):
-            parser.error("--partition and --offset name a dead letter together")
-        if args.action == "discard" and args.offset is None:
-            parser.error("discard needs --partition and --offset")
-        args.at = None if args.offset is None else (args.partition, args.offset)
-    return args
+def resolve(argv: list[str]) -> tuple[str, dict[str, Any]]:
+    """The command a command line names and its parameters, without running it (the
+    deploy tests check manifests' command lines with it)."""
+    command = typer.main.get_command(app)
+    names: list[str] = []
+    ctx = None
+    args = list(argv)
+    while True:
+        ctx = command.make_context(command.name or "frontline", args, parent=ctx)
+        if not hasattr(command, "resolve_command"):  # a command, not a group of them
+            return " ".join(names), ctx.params
+        name, sub, args = command.resolve_command(ctx, [*ctx._protected_args, *ctx.args])  # noqa: SLF001
+        assert name is not None and sub is not None
+        names.append(name)
+        command = sub
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse(argv)
-
-    kernel = KernelSettings()
-    logs.configure(kernel.log_level, kernel.log_format)
-    tracing.configure(kernel.otlp_endpoint, f"frontline-{getattr(args, 'service', 'embedded')}")
-    if args.cmd == "seed":
-        _seed(kernel, args)
-    elif args.cmd == "simulate":
-        from services.simulate import simulate
-
-        print(orjson.dumps(asyncio.run(simulate(args)), option=orjson.OPT_INDENT_2).decode())
-    elif args.cmd == "migrate":
-        asyncio.run(_migrate(kernel, args.services))
-    elif args.cmd == "dlq":
-        sys.exit(asyncio.run(_dlq(kernel, args.action, args.topic, args.at)))
-    elif args.cmd == "audit":
-        names = [args.service] if args.service else list(SERVICES)
-        sys.exit(0 if asyncio.run(_audit_verify(kernel, names, args.anchor)) else 1)
-    elif args.cmd == "run":
-        _announce(kernel, args.port)
-        uvicorn.run(embedded_app(kernel=kernel), host=args.host, port=args.port, **_UVICORN)
-    else:
-        port = args.port or DEFAULT_PORTS[args.service]
-        if args.workers > 1:
-            # Worker processes import the app by name; the service travels in the environment.
-            os.environ[SERVE_ENV] = args.service
-            uvicorn.run(
-                "services.cli:serve_factory",
-                factory=True,
-                workers=args.workers,
-                host=args.host,
-                port=port,
-                **_UVICORN,
-            )
-        else:
-            app = service_app(args.service, kernel=kernel)
-            uvicorn.run(app, host=args.host, port=port, **_UVICORN)
-    sys.exit(0)
+    app(args=argv, prog_name="frontline")
 
 
 if __name__ == "__main__":

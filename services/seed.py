@@ -20,12 +20,12 @@ import csv
 import io
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import httpx
 
+from services.client import Api, ClientError
 from shared.clock import LOCAL_TZ, format_month, format_week, local_date
 
 TOWNSHIPS, VILLAGES, GROUPS, SPECIAL_GROUPS = 13, 181, 1891, 7
@@ -41,69 +41,6 @@ WORKFORCE = (
 TRAINING_SESSIONS, TRAINING_PARTICIPANTS = 163, 22_285
 HOUSEHOLDS_PER_VILLAGE = 12
 Progress = Callable[[str, int, int], None]
-
-
-class SeedError(RuntimeError):
-    pass
-
-
-@dataclass
-class Api:
-    """One Frontline over HTTP (embedded: one base URL; distributed: a gateway, or one
-    base URL per service)."""
-
-    client: httpx.AsyncClient
-    bases: dict[str, str]
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def url(self, path: str) -> str:
-        service = path.split("/", 2)[1]
-        return self.bases.get(service, self.bases[""]).rstrip("/") + path
-
-    async def call(self, method: str, path: str, *, ok=(200, 201), as_user=None, **kw) -> Any:
-        headers = as_user if as_user is not None else self.headers
-        r = await self.client.request(method, self.url(path), headers=headers, **kw)
-        if r.status_code not in ok:
-            raise SeedError(f"{method} {path}: {r.status_code} {r.text[:500]}")
-        return r.json() if r.content else None
-
-    async def all(self, path: str, **params: Any) -> list[dict[str, Any]]:
-        items, cursor = [], None
-        while True:
-            page = await self.call(
-                "GET",
-                path,
-                params={**params, "limit": 500, **({"cursor": cursor} if cursor else {})},
-            )
-            items += page["items"]
-            if not (cursor := page["next_cursor"]):
-                return items
-
-    async def login(self, username: str, password: str) -> dict[str, str]:
-        r = await self.client.post(
-            self.url("/registry/v1/auth/token"), data={"username": username, "password": password}
-        )
-        if r.status_code != 200:
-            raise SeedError(f"login as {username}: {r.status_code} {r.text[:300]}")
-        return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-    async def settle(self, timeout: float = 120.0) -> None:
-        """Wait until every outbox is published and every consumer has caught up, so what
-        the registry wrote is known to assessment and incentives."""
-        loop = asyncio.get_running_loop()
-        deadline, calm = loop.time() + timeout, 0
-        while calm < 2:
-            reports = [
-                await self.call("GET", f"/{s}/health", ok=(200, 503))
-                for s in ("registry", "assessment", "incentives")
-            ]
-            busy = any(r.get("outbox", {}).get("unsent") for r in reports) or any(
-                lag for r in reports for lag in (r.get("consumer_lag") or {}).values()
-            )
-            calm = 0 if busy else calm + 1
-            if loop.time() > deadline:
-                raise SeedError("events did not settle in time")
-            await asyncio.sleep(0.3)
 
 
 def _n(count: int, scale: float) -> int:
@@ -514,7 +451,7 @@ async def demo(api: Api, *, now: datetime, progress: Progress) -> dict[str, Any]
         api.url("/incentives/v1/stipend-batches"), json={"month": month}, headers=finance
     )
     if r.status_code not in (201, 409):
-        raise SeedError(f"stipend batch: {r.status_code} {r.text[:300]}")
+        raise ClientError(f"stipend batch: {r.status_code} {r.text[:300]}")
     batch = r.json().get("id") or r.json().get("existing_id")
     progress("assessment and pay", 4, 4)
     return {
@@ -549,4 +486,4 @@ async def run(
             return await anlong(api, scale=scale, today=local_date(now), progress=progress)
         if profile == "demo":
             return await demo(api, now=now, progress=progress)
-        raise SeedError(f"unknown profile {profile!r}: anlong or demo")
+        raise ClientError(f"unknown profile {profile!r}: anlong or demo")

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from services import seed
+from services.client import Api
 from shared.settings import KernelSettings
 
 ADMIN, PASSWORD = "seed-admin", "Seed-admin-pass-2026"
@@ -36,7 +37,7 @@ async def run(system, profile: str, **kwargs):
 
 
 async def registry_counts(system) -> tuple[Counter, Counter]:
-    api = seed.Api(system.client, {"": ""})
+    api = Api(system.client, {"": ""})
     api.headers = await api.login(ADMIN, PASSWORD)
     units = Counter(u["kind"] for u in await api.all("/registry/v1/org-units"))
     cadres = Counter(c["category"] for c in await api.all("/registry/v1/cadres"))
@@ -53,7 +54,7 @@ async def test_anlong_at_a_fiftieth_has_the_seeds_shape_and_reruns_safely(system
     assert sum(cadres.values()) == first["cadres"]
     await run(system, "anlong", scale=0.02)  # a second run adds nothing
     assert await registry_counts(system) == (units, cadres)
-    api = seed.Api(system.client, {"": ""})
+    api = Api(system.client, {"": ""})
     api.headers = await api.login(ADMIN, PASSWORD)
     assert len(await api.all("/registry/v1/training-sessions")) == 3
     assert {h["level"] for h in await api.all("/registry/v1/honors")} == {"province"}
