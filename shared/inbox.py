@@ -1,17 +1,27 @@
 """Idempotent consumers: apply a handler and record the event id in one transaction.
 
-Delivery is at-least-once, the effect exactly-once. A handler that keeps failing sends
-the event to `<topic>.dlq` with the error, and the consumer goes on.
+Delivery is at-least-once, the effect exactly-once. Failures are of two kinds
+(shared/failures.py). Transient ones (database or broker unavailable, connection lost,
+serialization failure, deadlock, timeout) are retried with capped exponential backoff
+without limit: the offset is not committed, nothing is dead-lettered, later events of the
+partition wait (order holds), and health says `stalled since ..., on ...`. Deterministic
+ones (an undecodable record, an invalid payload, a handler error that repeats on the same
+event) send the event to `<topic>.dlq` with the error after `max_attempts`, and the
+consumer goes on.
 """
 
 import asyncio
+import contextlib
 import logging
 import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from opentelemetry.trace import SpanKind
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,6 +29,7 @@ from shared import audit, logs, metrics, tracing
 from shared.clock import Clock
 from shared.db import insert_ignore
 from shared.events import Envelope, EventPayload, decode, dlq_topic, parse_payload
+from shared.failures import describe, is_transient
 from shared.outbox import INBOX
 from shared.transport import Consumer, Message, Record, Transport
 
@@ -46,6 +57,16 @@ class Handlers:
         return sorted({topic_for(t) for t in self.by_type})
 
 
+@dataclass
+class Stall:
+    since: datetime
+    on: str  # "topic@partition:offset", or what the runner was doing
+    error: str
+
+    def __str__(self) -> str:
+        return f"stalled since {self.since.isoformat()}, on {self.on} ({self.error})"
+
+
 class ConsumerRunner:
     def __init__(
         self,
@@ -57,6 +78,7 @@ class ConsumerRunner:
         clock: Clock,
         max_attempts: int = 3,
         retry_seconds: float = 0.2,
+        backoff_max_seconds: float = 30.0,
         after_commit: Callable[[], None] | None = None,
     ):
         self.group = group
@@ -66,15 +88,27 @@ class ConsumerRunner:
         self.clock = clock
         self.max_attempts = max_attempts
         self.retry_seconds = retry_seconds
+        self.backoff_max_seconds = backoff_max_seconds
         self.after_commit = after_commit
         self.applied = 0
         self.skipped = 0
         self.dead = 0
+        self.retries = 0  # transient failures retried, over the runner's life
+        self.stall: Stall | None = None
+        self.gaps: list[dict[str, Any]] = []  # offsets lost to retention (KafkaConsumer)
         self.consumer: Consumer | None = None
         self.seen: Counter[str] = Counter()  # messages finished per topic, whatever the outcome
 
     async def handle(self, message: Message) -> str:
-        """Apply one message: 'applied', 'duplicate', 'ignored' or 'dead'."""
+        """Apply one message: 'applied', 'duplicate', 'ignored' or 'dead'.
+
+        Returns only once the message is settled one way or the other: a transient failure
+        is retried here for as long as it lasts.
+        """
+        where = f"{message.topic}@{message.partition}:{message.offset}"
+        if message.error:
+            await self._dead(message, f"unreadable record: {message.error}")
+            return "dead"
         try:
             env = decode(message.value)
         except Exception as exc:
@@ -83,22 +117,89 @@ class ConsumerRunner:
         handler = self.handlers.by_type.get(env.type)
         if handler is None:
             return "ignored"
-        error = ""
-        for attempt in range(1, self.max_attempts + 1):
+        try:
+            payload = parse_payload(env)
+        except ValidationError as exc:
+            await self._dead(message, f"invalid payload: {exc}")
+            return "dead"
+        attempts, delay = 0, self.retry_seconds
+        while True:
             try:
-                outcome = await self._apply(handler, env)
-                return outcome
+                outcome = await self._apply(handler, payload, env)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                error = traceback.format_exc(limit=5)
-                log.warning("%s: %s failed (attempt %d)", self.group, env.type, attempt)
-                await asyncio.sleep(self.retry_seconds * attempt)
-        await self._dead(message, error)
-        return "dead"
+            except Exception as exc:
+                if is_transient(exc):
+                    delay = await self._wait_out(exc, where, delay)
+                    continue
+                attempts += 1
+                log.warning(
+                    "%s: %s at %s failed (attempt %d of %d): %s",
+                    self.group,
+                    env.type,
+                    where,
+                    attempts,
+                    self.max_attempts,
+                    describe(exc),
+                )
+                if attempts >= self.max_attempts:
+                    await self._dead(message, traceback.format_exc(limit=5))
+                    return "dead"
+                await self._sleep(self.retry_seconds * attempts)
+                continue
+            self._recovered()
+            return outcome
 
-    async def _apply(self, handler: Handler, env: Envelope) -> str:
-        payload = parse_payload(env)
+    async def _wait_out(self, exc: BaseException, where: str, delay: float) -> float:
+        """One transient failure: note the stall, keep the group membership, back off."""
+        self.retries += 1
+        if self.stall is None:
+            self.stall = Stall(self.clock.now(), where, describe(exc))
+            log.warning("%s: %s; retrying until it heals", self.group, self.stall)
+        else:
+            self.stall.on, self.stall.error = where, describe(exc)
+        await self._sleep(delay)
+        return min(delay * 2, self.backoff_max_seconds)
+
+    def _recovered(self) -> None:
+        if self.stall is not None:
+            log.warning("%s: recovered after %s", self.group, self.stall)
+            self.stall = None
+
+    async def _sleep(self, seconds: float) -> None:
+        """Back off, polling now and then so that the member is not dropped from its group."""
+        keepalive = getattr(self.consumer, "keepalive", None)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        while (left := until - loop.time()) > 0:
+            await asyncio.sleep(min(left, 5.0))
+            if keepalive is not None:
+                with contextlib.suppress(Exception):
+                    await keepalive()
+
+    async def _retrying(self, what: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+        """Run a broker operation (DLQ publish, commit) until it succeeds or fails for good."""
+        delay = self.retry_seconds
+        while True:
+            try:
+                result = await fn()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                delay = await self._wait_out(exc, what, delay)
+                continue
+            self._recovered()
+            return result
+
+    def status(self) -> str:
+        """For health: "ok", "starting", or since when and on what it is stalled."""
+        if self.stall is not None:
+            return str(self.stall)
+        return "ok" if self.consumer is not None else "starting"
+
+    async def _apply(self, handler: Handler, payload: EventPayload, env: Envelope) -> str:
         async with self.sessionmaker() as session:
             async with session.begin():
                 seen = await session.execute(
@@ -133,8 +234,9 @@ class ConsumerRunner:
                 "consumer_group": self.group,
             }
         )
-        await self.transport.publish(
-            [Record(dlq_topic(message.topic), message.key, message.value, headers)]
+        record = Record(dlq_topic(message.topic), message.key, message.value, headers)
+        await self._retrying(
+            f"publishing to {record.topic}", lambda: self.transport.publish([record])
         )
 
     async def lag(self) -> dict[str, int | None]:
@@ -181,24 +283,59 @@ class ConsumerRunner:
         return self.group.rsplit("-", 1)[-1]  # groups are "<prefix>-<service>"
 
     async def run(self, *, poll_seconds: float = 5.0) -> None:
-        # A long poll: transports deliver as soon as they have records; this only bounds
-        # how long an idle consumer sleeps between looks.
-        if await self.never_applied():
-            # A new or emptied database: read every topic from its start, so projections
-            # are rebuilt from the log (registry topics are compacted by entity, so they
-            # still hold every entity's last state).
-            await self.transport.rewind(self.group, self.handlers.topics())
-        consumer = self.transport.consumer(self.group, self.handlers.topics())
-        await consumer.start()
-        self.consumer = consumer
-        try:
-            while True:
-                messages = await consumer.poll(poll_seconds)
-                for m in messages:
+        """Consume until cancelled. A broker that cannot be reached (at start or later) is
+        retried with backoff; the service meanwhile serves and writes as usual.
+
+        A long poll: transports deliver as soon as they have records; `poll_seconds` only
+        bounds how long an idle consumer sleeps between looks."""
+        topics = self.handlers.topics()
+        delay = self.retry_seconds
+        rewound = False
+        while True:
+            consumer = self.transport.consumer(self.group, topics)
+            try:
+                if not rewound and await self.never_applied():
+                    # A new or emptied database: read every topic from its start, so
+                    # projections are rebuilt from the log (registry topics are compacted
+                    # by entity, so they still hold every entity's last state).
+                    await self.transport.rewind(self.group, topics)
+                rewound = True
+                await consumer.start()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                delay = await self._wait_out(exc, "joining its group", delay)
+                continue
+            self.consumer = consumer
+            self._recovered()
+            delay = self.retry_seconds
+            try:
+                await self._consume_loop(consumer, poll_seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                delay = await self._wait_out(exc, "polling", delay)
+            finally:
+                self.consumer = None
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+
+    async def _consume_loop(self, consumer: Consumer, poll_seconds: float) -> None:
+        owns = getattr(consumer, "owns", None)
+        while True:
+            messages = await consumer.poll(poll_seconds)
+            if gaps := getattr(consumer, "gaps", None):
+                self.gaps.extend(gaps)
+                gaps.clear()
+            for m in messages:
+                # After a long retry a rebalance may have given the partition to another
+                # member, which re-reads it from the last commit: leave the rest to it.
+                if owns is None or owns(m):
                     await self._consume(m)
-                    self.seen[m.topic] += 1
-                if messages:
-                    await consumer.commit(messages)
-        finally:
-            self.consumer = None
-            await consumer.stop()
+                self.seen[m.topic] += 1
+            if messages:
+                await self._retrying("committing offsets", lambda ms=messages: consumer.commit(ms))

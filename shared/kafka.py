@@ -1,10 +1,17 @@
 """The Kafka transport (aiokafka): acks=all, idempotent producer, keyed records, consumer
-groups with offsets committed only after the inbox transaction, topics created on start.
+groups with offsets committed only after the inbox transaction, topics created when the
+broker is first reached.
+
+Nothing here needs the broker at start: the producer connects on the first publish and
+consumers when they start, and both are retried with backoff by the relay and the
+consumer runner, so a service starts and takes writes while Kafka is down.
 """
 
 import asyncio
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -12,21 +19,46 @@ from aiokafka.errors import (
     CommitFailedError,
     IllegalGenerationError,
     IllegalStateError,
+    NoOffsetForPartitionError,
+    OffsetOutOfRangeError,
     RebalanceInProgressError,
     TopicAlreadyExistsError,
     UnknownMemberIdError,
 )
 
 from shared.events import all_topics, is_compacted
+from shared.failures import describe
 from shared.settings import KafkaSettings
 from shared.transport import Message, Record
 
 log = logging.getLogger(__name__)
+# Our keys and header values are text; bytes that are not UTF-8 survive a round trip
+# through the DLQ as lone surrogates.
+_ESC = "surrogateescape"
 
 
 def _message(topic: str, r) -> Message:
-    headers = {k: v.decode() for k, v in (r.headers or ())}
-    return Message(topic, r.partition, r.offset, (r.key or b"").decode(), r.value or b"", headers)
+    """Never raises: what cannot be read faithfully is said in `error` (the runner sends
+    such a record to the DLQ instead of jamming its partition)."""
+    problems = []
+    try:
+        key = (r.key or b"").decode()
+    except UnicodeDecodeError:
+        key = r.key.decode(errors=_ESC)
+        problems.append("key is not UTF-8")
+    headers: dict[str, str] = {}
+    for name, value in r.headers or ():
+        if value is None:
+            problems.append(f"header {name!r} is null")
+            continue
+        try:
+            headers[name] = value.decode()
+        except UnicodeDecodeError:
+            headers[name] = value.decode(errors=_ESC)
+            problems.append(f"header {name!r} is not UTF-8")
+    return Message(
+        topic, r.partition, r.offset, key, r.value or b"", headers, error="; ".join(problems)
+    )
 
 
 _MEMBERS_STILL_IN = (
@@ -46,6 +78,11 @@ class KafkaTransport:
         self.client_id = client_id
         self.producer: AIOKafkaProducer | None = None
         self.sent: Counter[str] = Counter()
+        self._connect = asyncio.Lock()
+        self._topics_ready = False
+        # Since when the broker is unreachable (None: it answered last time), and why.
+        self.down_since: datetime | None = None
+        self.last_error = ""
         # A namespace in front of every topic lets several counties (or test runs) share
         # one cluster: "anlong." + "frontline.assessment".
         self.ns = settings.topic_namespace
@@ -85,8 +122,8 @@ class KafkaTransport:
 
     async def ensure_topics(self, names: list[str]) -> None:
         admin = AIOKafkaAdminClient(**self._common(), client_id=f"{self.client_id}-admin")
-        await admin.start()
         try:
+            await admin.start()
             existing = set(await admin.list_topics())
             new = [
                 NewTopic(
@@ -106,18 +143,61 @@ class KafkaTransport:
         finally:
             await admin.close()
 
+    def reached(self) -> None:
+        if self.down_since is not None:
+            log.warning("kafka: broker reachable again")
+        self.down_since, self.last_error = None, ""
+
+    def unreachable(self, exc: BaseException) -> None:
+        if self.down_since is None:
+            self.down_since = datetime.now(UTC)
+            log.warning("kafka: broker unreachable: %s", describe(exc))
+        self.last_error = describe(exc)
+
+    def status(self) -> str:
+        """For health: "ok", or since when and why the broker is unreachable."""
+        if self.down_since is None:
+            return "ok"
+        return f"unreachable since {self.down_since.isoformat()} ({self.last_error})"
+
+    async def ping(self, timeout: float = 3.0) -> str:
+        """Ask the broker for metadata (health): "ok" or "unreachable since ..."."""
+        try:
+            async with asyncio.timeout(timeout):
+                producer = await self._producer()
+                if not await producer.client.force_metadata_update():
+                    raise ConnectionError("no broker answered a metadata request")
+            self.reached()
+        except Exception as exc:
+            self.unreachable(exc)
+        return self.status()
+
+    async def ensure_topics_once(self) -> None:
+        if not self._topics_ready:
+            await self.ensure_topics([self.real(t) for t in all_topics()])
+            self._topics_ready = True
+
     async def start(self) -> None:
-        if self.producer is not None:
-            return
-        await self.ensure_topics([self.real(t) for t in all_topics()])
-        producer = AIOKafkaProducer(
-            **self._common(),
-            client_id=f"{self.client_id}-producer",
-            acks=self.settings.acks if self.settings.acks == "all" else int(self.settings.acks),
-            enable_idempotence=self.settings.enable_idempotence,
-        )
-        await producer.start()
-        self.producer = producer
+        """Nothing to do before the first publish: a service starts while Kafka is down."""
+
+    async def _producer(self) -> AIOKafkaProducer:
+        async with self._connect:
+            if self.producer is None:
+                await self.ensure_topics_once()
+                acks = self.settings.acks
+                producer = AIOKafkaProducer(
+                    **self._common(),
+                    client_id=f"{self.client_id}-producer",
+                    acks=acks if acks == "all" else int(acks),
+                    enable_idempotence=self.settings.enable_idempotence,
+                )
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self.producer = producer
+            return self.producer
 
     async def stop(self) -> None:
         if self.producer is not None:
@@ -125,19 +205,45 @@ class KafkaTransport:
             self.producer = None
 
     async def publish(self, records: list[Record]) -> None:
-        """Send all, then wait for every acknowledgement; raises if any failed."""
-        assert self.producer is not None, "transport not started"
-        futures = [
-            await self.producer.send(
-                self.real(r.topic),
-                r.value,
-                key=r.key.encode(),
-                headers=[(k, v.encode()) for k, v in r.headers.items()] or None,
-            )
-            for r in records
-        ]
-        await asyncio.gather(*futures)
+        """Send and wait for every acknowledgement; raises if any failed.
+
+        Records of one key go out one after another, each only once the previous one was
+        acknowledged; different keys go out together. So a send that fails part-way never
+        lets a later record of a key land before an earlier one: the relay retries the
+        batch, and per key the log holds a prefix, then the retried whole.
+        """
+        if not records:
+            return
+        try:
+            producer = await self._producer()
+        except Exception as exc:
+            self.unreachable(exc)
+            raise
+        by_key: dict[str, list[Record]] = defaultdict(list)
+        for r in records:
+            by_key[r.key].append(r)
+
+        async def chain(rs: list[Record]) -> None:
+            for r in rs:
+                await self._send(producer, r)
+
+        results = await asyncio.gather(*map(chain, by_key.values()), return_exceptions=True)
+        failed = [e for e in results if isinstance(e, BaseException)]
+        if failed:
+            self.unreachable(failed[0])
+            raise failed[0]
+        self.reached()
         self.sent.update(r.topic for r in records)
+
+    async def _send(self, producer: AIOKafkaProducer, r: Record) -> Any:
+        """One record, acknowledged (the seam a test uses to fail the k-th send)."""
+        future = await producer.send(
+            self.real(r.topic),
+            r.value,
+            key=r.key.encode(errors=_ESC),
+            headers=[(k, v.encode(errors=_ESC)) for k, v in r.headers.items()] or None,
+        )
+        return await future
 
     def consumer(self, group: str, topics: list[str]) -> "KafkaConsumer":
         return KafkaConsumer(self, group, topics)
@@ -173,10 +279,10 @@ class KafkaTransport:
         and fill it themselves).
         """
         consumer = AIOKafkaConsumer(**self._common(), group_id=group, enable_auto_commit=False)
-        await consumer.start()
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.settings.session_timeout_ms / 1000 * 1.5 + 2
         try:
+            await consumer.start()
             await consumer._client.force_metadata_update()  # noqa: SLF001
             tps = [
                 TopicPartition(t, p)
@@ -239,35 +345,104 @@ class KafkaConsumer:
     def __init__(self, transport: KafkaTransport, group: str, topics: list[str]):
         self.transport, self.group, self.topics = transport, group, topics
         self.consumer: AIOKafkaConsumer | None = None
+        # Partitions whose committed offset had fallen off the log (retention): the events
+        # in between were never seen by this group. Read by the runner for health.
+        self.gaps: list[dict[str, Any]] = []
 
     async def start(self) -> None:
         s = self.transport.settings
-        self.consumer = AIOKafkaConsumer(
-            *[self.transport.real(t) for t in self.topics],
-            **self.transport._common(),
-            client_id=f"{self.transport.client_id}-{self.group}",
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=s.session_timeout_ms,
-            heartbeat_interval_ms=s.heartbeat_interval_ms,
-            fetch_max_wait_ms=s.fetch_max_wait_ms,
-            max_poll_records=s.max_poll_records,
-        )
-        await self.consumer.start()
+        try:
+            await self.transport.ensure_topics_once()
+            self.consumer = AIOKafkaConsumer(
+                *[self.transport.real(t) for t in self.topics],
+                **self.transport._common(),
+                client_id=f"{self.transport.client_id}-{self.group}",
+                group_id=self.group,
+                enable_auto_commit=False,
+                # "none", not "earliest": a committed offset that fell off retention must
+                # be seen (poll), not silently skipped; a new group starts at the beginning.
+                auto_offset_reset="none",
+                session_timeout_ms=s.session_timeout_ms,
+                heartbeat_interval_ms=s.heartbeat_interval_ms,
+                max_poll_interval_ms=s.max_poll_interval_ms,
+                fetch_max_wait_ms=s.fetch_max_wait_ms,
+                max_poll_records=s.max_poll_records,
+            )
+            await self.consumer.start()
+        except Exception as exc:
+            self.transport.unreachable(exc)
+            await self.stop()
+            raise
+        self.transport.reached()
 
     async def stop(self) -> None:
         if self.consumer is not None:
-            await self.consumer.stop()
-            self.consumer = None
+            consumer, self.consumer = self.consumer, None
+            await consumer.stop()
 
     async def poll(self, timeout: float) -> list[Message]:
         assert self.consumer is not None
-        batches = await self.consumer.getmany(timeout_ms=int(timeout * 1000))
+        try:
+            batches = await self.consumer.getmany(timeout_ms=int(timeout * 1000))
+        except NoOffsetForPartitionError as exc:
+            (tp,) = exc.args  # a new group: from the beginning
+            await self.consumer.seek_to_beginning(tp)
+            return []
+        except OffsetOutOfRangeError as exc:
+            await self._lost(exc.args[0])
+            return []
         out: list[Message] = []
         for tp, records in batches.items():
             out.extend(_message(self.transport.logical(tp.topic), r) for r in records)
         return out
+
+    async def _lost(self, positions: dict[TopicPartition, int]) -> None:
+        """The position is no longer in the log: say so loudly, then go on from the oldest
+        record there is (rebuilding the service from the log recovers the rest)."""
+        assert self.consumer is not None
+        first = await self.consumer.beginning_offsets(list(positions))
+        for tp, offset in positions.items():
+            gap = {
+                "topic": self.transport.logical(tp.topic),
+                "partition": tp.partition,
+                "committed": offset,
+                "oldest_kept": first.get(tp),
+                "lost": max(0, (first.get(tp) or 0) - offset),
+                "at": datetime.now(UTC).isoformat(),
+            }
+            self.gaps.append(gap)
+            log.error(
+                "consumer %s: offset %d of %s[%d] is no longer in the log (oldest kept: %s):"
+                " %d events were deleted by retention before this group read them",
+                self.group,
+                offset,
+                gap["topic"],
+                tp.partition,
+                gap["oldest_kept"],
+                gap["lost"],
+            )
+            await self.consumer.seek_to_beginning(tp)
+
+    def owns(self, message: Message) -> bool:
+        """Still assigned to this member (a rebalance may have moved it meanwhile)."""
+        assert self.consumer is not None
+        tp = TopicPartition(self.transport.real(message.topic), message.partition)
+        return tp in self.consumer.assignment()
+
+    async def keepalive(self) -> None:
+        """Count as a poll without taking records: while one event is retried for long,
+        the member stays in its group (max.poll.interval.ms; heartbeats run anyway)."""
+        if self.consumer is None:
+            return
+        assigned = list(self.consumer.assignment())
+        self.consumer.pause(*assigned)
+        try:
+            async with asyncio.timeout(1):
+                await self.consumer.getmany(timeout_ms=0)
+        except (TimeoutError, NoOffsetForPartitionError, OffsetOutOfRangeError):
+            pass
+        finally:
+            self.consumer.resume(*[tp for tp in assigned if tp in self.consumer.assignment()])
 
     async def lag(self) -> dict[str, int | None]:
         """Lag per topic of this member's partitions (unknown while one is not fetched yet)."""

@@ -31,6 +31,7 @@ from shared.audit import audit_table, current_actor, note_events
 from shared.clock import Clock
 from shared.db import is_postgres
 from shared.events import Envelope, EventPayload, encode, envelope_for
+from shared.failures import describe, is_transient
 from shared.transport import Record, Transport
 
 log = logging.getLogger(__name__)
@@ -234,9 +235,16 @@ class Relay:
                 backoff = self.idle_seconds
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 # Broker or database unavailable: rows stay unsent and are retried.
-                log.warning("relay %s: publish failed, will retry", self.name, exc_info=True)
+                # A batch that failed part-way left, per key, only a prefix on the broker
+                # (KafkaTransport.publish), so the retry cannot reorder a key.
+                if is_transient(exc):
+                    log.warning(
+                        "relay %s: publish failed (%s), will retry", self.name, describe(exc)
+                    )
+                else:
+                    log.warning("relay %s: publish failed, will retry", self.name, exc_info=True)
                 sent = 0
                 backoff = min(backoff * 2, 10.0)
             if sent < self.batch_size:

@@ -90,6 +90,7 @@ class ServiceRuntime:
                 clock=clock,
                 max_attempts=kernel.consumer_max_attempts,
                 retry_seconds=kernel.consumer_retry_seconds,
+                backoff_max_seconds=kernel.consumer_backoff_max_seconds,
                 after_commit=self.relay.wake,
             )
             if spec.handlers and spec.handlers.by_type
@@ -162,12 +163,24 @@ class ServiceRuntime:
             report["database"] = "ok"
         except Exception as exc:  # health must answer, whatever is down
             report["database"] = f"unreachable: {type(exc).__name__}"
+        # The broker being down does not make the service unready: writes go on into the
+        # outbox (whose backlog above grows) and leave once it is back.
+        ping = getattr(self.transport, "ping", None)
+        if ping is not None:
+            report["broker"] = await ping()
         if self.runner:
-            try:
-                report["consumer_lag"] = await asyncio.wait_for(self.runner.lag(), 5)
-                report["broker"] = "ok"
-            except Exception as exc:
-                report["broker"] = f"unreachable: {type(exc).__name__}"
+            report["consumer"] = self.runner.status()
+            if self.runner.gaps:
+                # Loud: events this group never saw were deleted by retention.
+                report["consumer"] = f"events lost to retention: {self.runner.gaps}"
+                report["consumer_gaps"] = self.runner.gaps
+            report["consumer_lag"] = None
+            if report.get("broker", "ok") == "ok":
+                try:
+                    report["consumer_lag"] = await asyncio.wait_for(self.runner.lag(), 5)
+                    report.setdefault("broker", "ok")
+                except Exception as exc:
+                    report.setdefault("broker", f"unreachable: {type(exc).__name__}")
         report["status"] = "ok" if report["database"] == "ok" else "degraded"
         return report
 

@@ -34,6 +34,9 @@ class KafkaSettings(BaseSettings):
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
     fetch_max_wait_ms: int = 500
+    # A member that does not poll for this long leaves its group; the runner polls (with
+    # its partitions paused) while it retries one event through an outage.
+    max_poll_interval_ms: int = 300_000
     max_poll_records: int = 500
     security_protocol: str = "PLAINTEXT"
     client_id_prefix: str = "frontline"
@@ -62,8 +65,12 @@ class KernelSettings(BaseSettings):
     # replica that went away left behind.
     relay_idle_seconds: float = 5.0
     relay_linger_seconds: float = 0.02
+    # A handler error that repeats on the same event this many times sends it to the DLQ;
+    # transient failures (database or broker down, deadlock, timeout) are retried without
+    # limit, backing off from consumer_retry_seconds up to consumer_backoff_max_seconds.
     consumer_max_attempts: int = 3
     consumer_retry_seconds: float = 0.2
+    consumer_backoff_max_seconds: float = 30.0
     run_scheduler: bool = True
     # Logs (shared/logs.py): JSON lines by default; successful requests sampled.
     log_level: str = "INFO"

@@ -53,6 +53,7 @@ class Message:
     key: str
     value: bytes
     headers: dict[str, str]
+    error: str = ""  # set when the key or a header could not be read: a dead letter
 
 
 class Consumer(Protocol):
