@@ -172,7 +172,7 @@ class ConsumerRunner:
         loop = asyncio.get_running_loop()
         until = loop.time() + seconds
         while (left := until - loop.time()) > 0:
-            await asyncio.sleep(min(left, 5.0))
+            await asyncio.sleep(min(left, 1.0))
             if keepalive is not None:
                 with contextlib.suppress(Exception):
                     await keepalive()
@@ -336,6 +336,6 @@ class ConsumerRunner:
                 # member, which re-reads it from the last commit: leave the rest to it.
                 if owns is None or owns(m):
                     await self._consume(m)
-                self.seen[m.topic] += 1
             if messages:
                 await self._retrying("committing offsets", lambda ms=messages: consumer.commit(ms))
+                self.seen.update(m.topic for m in messages)

@@ -115,6 +115,7 @@ class KafkaCluster:
     size: int = 1
     heap: str = JVM_HEAP
     extra: dict[str, str] = field(default_factory=dict)
+    ports: list[int] | None = None  # client ports to listen on (default: free ones)
     root: Path | None = None
     nodes: list[Node] = field(default_factory=list)
 
@@ -176,7 +177,8 @@ class KafkaCluster:
         for i in range(1, self.size + 1):
             workdir = self.root / f"node{i}"
             workdir.mkdir()
-            self.nodes.append(Node(i, free_port(), free_port(), workdir))
+            port = self.ports[i - 1] if self.ports else free_port()
+            self.nodes.append(Node(i, port, free_port(), workdir))
         # Kafka's Uuid: 16 random bytes, URL-safe base64 without padding.
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         for node in self.nodes:

@@ -2,17 +2,19 @@
 the handler tallies notes per key and remembers whether they came in order.
 """
 
+import asyncio
+import sqlite3
 import uuid
 from pathlib import Path
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
-from sqlalchemy import Column, ForeignKey, Uuid
+from sqlalchemy import Column, ForeignKey, Uuid, text
 from sqlmodel import Field
 
 from shared.auth import CurrentPrincipal, require_roles
 from shared.contracts.enums import Role
-from shared.db import service_base, upsert
+from shared.db import is_postgres, service_base, upsert
 from shared.errors import Conflict
 from shared.events import EventPayload, event_type
 from shared.inbox import Handlers
@@ -140,12 +142,33 @@ async def own_record(cadre_id: uuid.UUID, principal: CurrentPrincipal):
 
 handlers = Handlers()
 POISON_IS_FATAL = True  # a test flips it to play "the fix is deployed"
+OUTAGE = False  # while True, the handler meets a real transient database failure
+
+
+async def _database_failure(session) -> None:
+    """A real one, not a raised lookalike: PostgreSQL ends this very connection; SQLite
+    reports "database is locked" to a second writer while this transaction holds the lock."""
+    if is_postgres(session):
+        await session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+    else:
+        path = session.bind.url.database
+
+        def write_elsewhere() -> None:
+            other = sqlite3.connect(path, timeout=0)
+            try:
+                other.execute("UPDATE tally SET count = count WHERE key = ''")
+            finally:
+                other.close()
+
+        await asyncio.to_thread(write_elsewhere)
 
 
 @handlers.on(NoteAdded)
 async def on_note(session, payload: NoteAdded, envelope) -> None:
     if payload.poison and POISON_IS_FATAL:
         raise ValueError("poison note")
+    if OUTAGE:
+        await _database_failure(session)
     table = Tally.__table__
     current = (await session.execute(table.select().where(table.c.key == payload.key))).first()
     count, last, ok = (
