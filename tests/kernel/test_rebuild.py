@@ -57,8 +57,9 @@ async def test_a_service_on_an_empty_database_rebuilds_from_the_log(kernel, tmp_
 async def test_topics_are_created_compacted_or_with_a_retention(kernel, tmp_path):  # noqa: F811
     if kernel.transport != "kafka":
         return  # the local bus has no topic configs: shared/prune.py does its retention
-    async with running(kernel, f"sqlite+aiosqlite:///{tmp_path / 't.sqlite'}"):
-        pass
+    async with running(kernel, f"sqlite+aiosqlite:///{tmp_path / 't.sqlite'}") as (_, client):
+        # Topics are created when the broker is first reached (the health check pings it).
+        assert (await client.get("/toy/health")).json()["broker"] == "ok"
     ns, k = kernel.kafka.topic_namespace, kernel.kafka
     admin = AIOKafkaAdminClient(bootstrap_servers=k.bootstrap_servers)
     await admin.start()
