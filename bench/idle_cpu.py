@@ -25,8 +25,17 @@ def main(seconds: float) -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         port = free_port()
-        args = [PYTHON, "-m", "uvicorn", "bench.reference_app:app", "--port", str(port),
-                "--no-access-log", "--log-level", "warning"]
+        args = [
+            PYTHON,
+            "-m",
+            "uvicorn",
+            "bench.reference_app:app",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
         # The reference app without a database: /health only.
         with server(args, {"REF_DSN": ""}, f"http://127.0.0.1:{port}/health", tmp / "r.log") as pid:
             time.sleep(2)

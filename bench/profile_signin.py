@@ -38,19 +38,36 @@ def summarise(raw: Path, top: int = 25) -> None:
 
 def main(seconds: int) -> None:
     spy = str(ROOT / ".venv" / "bin" / "py-spy")
-    with databases("registry", "assessment", "incentives") as dsns, \
-            tempfile.TemporaryDirectory() as tmp_name:
+    with (
+        databases("registry", "assessment", "incentives") as dsns,
+        tempfile.TemporaryDirectory() as tmp_name,
+    ):
         tmp = Path(tmp_name)
         with frontline(dsns, tmp) as (url, pid):
             phones = county(url).phones
             raw = tmp / "profile.txt"
             spy_proc = subprocess.Popen(
-                [spy, "record", "-p", str(pid), "-d", str(seconds), "-r", "200", "-f", "raw",
-                 "-o", str(raw), "--nonblocking"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    spy,
+                    "record",
+                    "-p",
+                    str(pid),
+                    "-d",
+                    str(seconds),
+                    "-r",
+                    "200",
+                    "-f",
+                    "raw",
+                    "-o",
+                    str(raw),
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
-            result = wrk(url, singles(phones, 3000 * seconds), connections=CONNECTIONS,
-                         seconds=seconds)
+            result = wrk(
+                url, singles(phones, 3000 * seconds), connections=CONNECTIONS, seconds=seconds
+            )
             spy_proc.wait()
             print(result)
             summarise(raw)

@@ -65,7 +65,7 @@ async def running(kernel: KernelSettings, url: str, *, transport=None, workers: 
             yield app, client
 
 
-async def until(condition, timeout: float = 60.0) -> None:
+async def until(condition, timeout: float = 180.0) -> None:
     """Wait for a state the workers reach on their own (polled: they signal nothing)."""
     async with asyncio.timeout(timeout):
         while not await condition():  # noqa: ASYNC110
