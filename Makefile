@@ -19,6 +19,9 @@ install: $(STAMP) ## create the virtualenv and install (done by run and test whe
 run: $(STAMP) ## all three services in one process on :8000 (PORT overrides), SQLite under var/
 	$(BIN)/frontline run
 
+demo: $(STAMP) ## a small live county (sign-ins, findings, a closed week, a draft batch) in `make run`
+	$(BIN)/frontline seed --profile demo
+
 test: $(STAMP) ## the whole suite: SQLite, PostgreSQL (started if needed), Apache Kafka (started)
 	$(BIN)/python -m pytest
 
@@ -43,4 +46,4 @@ bench: $(STAMP) ## benchmark scripts: print ratios measured in one run
 clean: ## remove var/ (embedded data)
 	rm -rf var
 
-.PHONY: help install run test test-fast up down lint migration bench clean
+.PHONY: help install run demo test test-fast up down lint migration bench clean

@@ -80,6 +80,8 @@ def _print(value: Any) -> None:
 def _credentials(kernel: KernelSettings) -> tuple[str, str]:
     username = os.environ.get("FRONTLINE_USERNAME") or kernel.bootstrap_admin_username or "admin"
     password = os.environ.get("FRONTLINE_PASSWORD") or kernel.bootstrap_admin_password
+    if not password and sys.stdin.isatty():
+        password = typer.prompt(f"password for {username}", hide_input=True)
     if not password:
         err.print("set FRONTLINE_USERNAME and FRONTLINE_PASSWORD (an org_admin's, or finance's)")
         raise typer.Exit(2)

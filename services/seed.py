@@ -377,11 +377,8 @@ async def demo(api: Api, *, now: datetime, progress: Progress) -> dict[str, Any]
     await _import(api, "cadres", [cadres[0]] + [r for r in cadres[1:] if r[1] not in phones])
     progress("registry", 1, 4)
     people = {c["phone"]: c for c in await api.all("/registry/v1/cadres")}
-    posted = [
-        people[r[1]]
-        for r in cadres[1:]
-        if r[5] in ("first_secretary", "member") and r[4].count("-") == 1
-    ]
+    # Everyone posted to a village or its groups signs in (the township commander does not).
+    posted = [people[r[1]] for r in cadres[1:] if r[5] in ("first_secretary", "member")]
     logins = {name: await _user(api, name, roles) for name, roles in DEMO_STAFF.items()}
     for c in posted:
         logins[f"demo-{c['phone']}"] = await _user(
@@ -391,7 +388,7 @@ async def demo(api: Api, *, now: datetime, progress: Progress) -> dict[str, Any]
     progress("logins", 2, 4)
 
     fences = {code: (lat, lon) for code, lat, lon in DEMO_VILLAGES}
-    village_of = {r[1]: r[4] for r in cadres[1:]}
+    village_of = {r[1]: r[4][:5] for r in cadres[1:]}  # DM-V1-G2 -> DM-V1
     flagged = 0
     for i, c in enumerate(posted):
         lat, lon = fences[village_of[c["phone"]]]

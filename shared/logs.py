@@ -67,9 +67,10 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Noisy at info: aiokafka's group chatter, uvicorn's own access lines (ours replace them).
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # Noisy at info: aiokafka's group chatter, uvicorn's access lines (ours replace them), and
+    # httpx's line per request of the CLI's own calls.
+    for noisy in ("aiokafka", "uvicorn.access", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def log_request(

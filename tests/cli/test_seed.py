@@ -64,7 +64,8 @@ async def test_demo_is_alive_signins_findings_a_closed_week_and_a_draft_batch(sy
     result = await run(system, "demo")
     assert result["cadres"] == 40 and result["flagged_sign_ins"] >= 2
     assert result["closed_week"]["week"] == "2026-W47"
-    assert result["closed_week"]["non_compliant"] >= 1  # every fourth cadre misses days
+    week = result["closed_week"]
+    assert week["non_compliant"] >= 1 and week["compliant"] > week["non_compliant"]  # a few miss
     await system.settle()
     headers = system.headers("finance")
     batch = (
