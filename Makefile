@@ -40,10 +40,16 @@ lint: $(STAMP) ## ruff check and format check
 migration: $(STAMP) ## new Alembic revision: make migration SERVICE=registry MSG="add honors"
 	$(BIN)/python -m shared.migrate revision $(SERVICE) "$(MSG)"
 
-bench: $(STAMP) ## benchmark scripts: print ratios measured in one run
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+bench: $(STAMP) ## every benchmark: one table each (figure, same-run reference, ratio, target)
+	@for b in signin_ratio.py idle_cpu.py "week_close.py 10000 40000" audit_append.py; do \
+		echo "== bench/$$b"; $(BIN)/python bench/$$b || exit 1; done
+
+bench-quick: $(STAMP) ## sign-in and batch ratios, idle CPU, a 10k-cadre week close (< 3 min)
+	$(BIN)/python bench/signin_ratio.py 6
+	$(BIN)/python bench/idle_cpu.py 10
+	$(BIN)/python bench/week_close.py 2500 10000
 
 clean: ## remove var/ (embedded data)
 	rm -rf var
 
-.PHONY: help install run demo test test-fast up down lint migration bench clean
+.PHONY: help install run demo test test-fast up down lint migration bench bench-quick clean

@@ -1,8 +1,9 @@
-"""Where a sign-in's time goes: py-spy on `frontline run` (PostgreSQL) under wrk load.
+"""Where a sign-in's time goes: py-spy on `frontline run` (PostgreSQL) under wrk load,
+or under the offline batch (500 items, 4 in flight) with `batch`.
 
 Prints the functions with the most samples on the server's threads (own and total).
 
-  .venv/bin/python bench/profile_signin.py [SECONDS]
+  .venv/bin/python bench/profile_signin.py [SECONDS] [batch]
 """
 
 import collections
@@ -12,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from harness import ROOT, databases, frontline, wrk
-from signin_ratio import CONNECTIONS, county, singles
+from signin_ratio import BATCH_REQUESTS, CONNECTIONS, batches, county, post_batches, singles
 
 
 def summarise(raw: Path, top: int = 25) -> None:
@@ -36,7 +37,7 @@ def summarise(raw: Path, top: int = 25) -> None:
         print(f"{100 * n / samples:5.1f}%  {f}")
 
 
-def main(seconds: int) -> None:
+def main(seconds: int, mode: str) -> None:
     spy = str(ROOT / ".venv" / "bin" / "py-spy")
     with (
         databases("registry", "assessment", "incentives") as dsns,
@@ -65,13 +66,18 @@ def main(seconds: int) -> None:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            result = wrk(
-                url, singles(phones, 3000 * seconds), connections=CONNECTIONS, seconds=seconds
-            )
+            if mode == "batch":
+                import asyncio
+
+                result = asyncio.run(post_batches(url, batches(phones, BATCH_REQUESTS)))
+            else:
+                result = wrk(
+                    url, singles(phones, 3000 * seconds), connections=CONNECTIONS, seconds=seconds
+                )
             spy_proc.wait()
             print(result)
             summarise(raw)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 15)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 15, sys.argv[2] if len(sys.argv) > 2 else "")

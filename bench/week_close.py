@@ -115,6 +115,9 @@ async def close_twice(n: int, url: str) -> tuple[float, float, dict]:
 
 
 async def main(pg: str, small: int, large: int) -> None:
+    from harness import Table
+
+    table = Table(f"Week close (presence) at {small:,} and {large:,} cadres")
     for backend in ("sqlite", "postgresql"):
         results = {}
         for n in (small, large):
@@ -137,6 +140,15 @@ async def main(pg: str, small: int, large: int) -> None:
             f"{backend:<10} {large / small:.1f}x cadres took {f2 / f1:.1f}x the time;"
             f" re-close / first close {a1 / f1:.2f}"
         )
+        growth = (f2 / f1) / (large / small)
+        table.rows.append(
+            (f"{backend}: close {large:,} cadres", f"{f2:.2f} s", f"{small:,} cadres {f1:.2f} s",
+             f"{growth:.2f}x linear", "<= 1.25x linear", "PASS" if growth <= 1.25 else "MISS")
+        )  # fmt: skip
+        if backend == "postgresql":
+            table.limit(f"postgresql: close at {large:,} cadres (30 s at 100k)",
+                        f2 * 100_000 / large, 30, "s", "scaled linearly to 100k")  # fmt: skip
+    table.print()
 
 
 if __name__ == "__main__":
