@@ -1,7 +1,7 @@
 """sign-in request hash
 
 Revision ID: 3c1f2a9e7b10
-Revises: 9dc279f9d3bb
+Revises: 8e99a622d8ab
 Create Date: 2026-12-03 08:20:00.000000
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision: str = '3c1f2a9e7b10'
-down_revision: Union[str, Sequence[str], None] = '9dc279f9d3bb'
+down_revision: Union[str, Sequence[str], None] = '8e99a622d8ab'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
