@@ -21,6 +21,8 @@ class Api:
         self.clients = clients
         self.admin_login = admin
         self.admin: dict[str, str] = {}
+        self.acked = 0  # writes answered 2xx
+        self.retrying = False  # retry 5xx and dropped connections, as a phone would
 
     @classmethod
     def of_stack(cls, stack: Stack) -> "Api":
@@ -45,8 +47,26 @@ class Api:
 
     async def call(self, method: str, path: str, *, as_=None, expect=(200, 201), **kw):
         service = path.split("/")[1]
-        r = await self.clients[service].request(method, path, headers=as_ or self.admin, **kw)
+        deadline = asyncio.get_running_loop().time() + 90
+        while True:
+            try:
+                r = await self.clients[service].request(
+                    method, path, headers=as_ or self.admin, **kw
+                )
+            except httpx.TransportError:
+                if not self.retrying or asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+                continue
+            # A phone retries what failed on the server's side (the same idempotency key).
+            if r.status_code < 500 or not self.retrying:
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.5)
         assert r.status_code in expect, f"{method} {path}: {r.status_code} {r.text}"
+        if method != "GET":
+            self.acked += 1
         return r.json()
 
     async def settle(self, timeout: float = 60) -> None:

@@ -2,6 +2,7 @@
 snapshot of everything it should produce, keyed by names rather than generated ids.
 """
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, time, timedelta
 
@@ -110,17 +111,21 @@ class Scenario:
             self.batch = {"id": self.batch["existing_id"]}
         await api.settle()
 
-    async def snapshot(self) -> dict:
+    async def snapshot(self, *, lines: bool = True) -> dict:
         api, out = self.api, {}
         names = {cid: name for name, cid in self.cadres.items()}
         entries = await api.call(
             "GET", "/assessment/v1/negative-list", params={"month": self.month, "limit": 500}
         )
-        lines = await api.call(
-            "GET",
-            f"/incentives/v1/stipend-batches/{self.batch['id']}/lines",
-            params={"limit": 500},
-            as_=self.finance,
+        batch_lines = (
+            await api.call(
+                "GET",
+                f"/incentives/v1/stipend-batches/{self.batch['id']}/lines",
+                params={"limit": 500},
+                as_=self.finance,
+            )
+            if lines
+            else None
         )
         for name, cid in self.cadres.items():
             presence = await api.call(
@@ -156,12 +161,13 @@ class Scenario:
                     ),
                     **{k: eligibility[k] for k in ("gross", "total_deductions", "net")},
                 },
-                "lines": sorted(
-                    (ln["kind"], ln["for_month"], ln["gross"], ln["deductions_total"], ln["net"])
-                    for ln in lines["items"]
-                    if names.get(ln["cadre_id"]) == name
-                ),
             }
+            if batch_lines is not None:
+                out[name]["lines"] = sorted(
+                    (ln["kind"], ln["for_month"], ln["gross"], ln["deductions_total"], ln["net"])
+                    for ln in batch_lines["items"]
+                    if names.get(ln["cadre_id"]) == name
+                )
         return out
 
 
@@ -173,3 +179,19 @@ def differences(actual, expected, path: str = "") -> list[str]:
             out += differences(actual.get(key), expected.get(key), f"{path}.{key}")
         return out
     return [] if actual == expected else [f"{path}: {actual!r} != {expected!r}"]
+
+
+def lost_and_doubled(actual: dict, expected: dict) -> tuple[int, int]:
+    """Items of the expected snapshot's lists missing from the actual one (lost effects),
+    and items beyond them (doubled effects), counted per cadre and list."""
+    lost = doubled = 0
+    for name, want in expected.items():
+        got = actual.get(name, {})
+        pairs = [(got.get(k, []), want.get(k, [])) for k in ("entries", "actions", "lines")]
+        for k in ("components", "deductions"):
+            pairs.append((got.get("eligibility", {}).get(k, []), want["eligibility"][k]))
+        for have, should in pairs:
+            have, should = Counter(map(tuple, have)), Counter(map(tuple, should))
+            lost += sum((should - have).values())
+            doubled += sum((have - should).values())
+    return lost, doubled
