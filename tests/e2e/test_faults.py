@@ -109,6 +109,25 @@ async def test_the_broker_cut_off_behind_the_proxy_then_restored(api: Api, expec
         cluster.restore()
 
 
+async def test_services_started_while_the_broker_is_down(api: Api, expected):
+    stack, cluster = api.stack, api.stack.cluster
+
+    async def fault(step: int) -> None:
+        if step == 2:
+            cluster.cut()
+            for s in ("assessment", "incentives"):
+                stack.kill(s)
+                stack.start(s)
+            stack.wait_healthy(["assessment", "incentives"], timeout=90)
+        elif step == 24:
+            cluster.restore()
+
+    try:
+        await survives(api, expected, "services started while the broker is down", fault)
+    finally:
+        cluster.restore()
+
+
 async def test_postgres_restarted_in_immediate_mode_mid_load(api_on_own_postgres: Api, expected):
     api = api_on_own_postgres
     api.retrying = True  # requests that meet the restart fail, and the phone sends them again
