@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit import MUTATING, ensure_pg_function
 from shared.audit_http import RequestIdMiddleware, audit_router, record_request
+from shared.authz import PUBLIC
 from shared.clock import Clock
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import install_error_handlers
@@ -313,7 +314,7 @@ def build_app(
 
 
 def _service_routes(name: str) -> APIRouter:
-    router = APIRouter(tags=[name])
+    router = APIRouter(tags=[name], dependencies=[PUBLIC])
 
     @router.get("/health", summary=f"{name}: database, broker, outbox backlog, consumer lag")
     async def health(request: Request) -> JSONResponse:
