@@ -3,8 +3,9 @@
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
+from services.incentives.models import UnitAncestor
 from services.incentives.policies import PolicyKind
 from services.incentives.schemas import (
     BatchIn,
@@ -21,7 +22,7 @@ from services.incentives.service import exports
 from services.incentives.service import lines as line_service
 from services.incentives.service import policy as policy_service
 from services.incentives.service import promotion as promotion_service
-from shared.auth import CurrentPrincipal, Principal, require_roles
+from shared.authz import EVERYONE, Access, Authz, Scope
 from shared.clock import parse_month
 from shared.contracts.enums import Role
 from shared.pagination import Page, Paging
@@ -31,10 +32,17 @@ from shared.types import Month as MonthStr
 
 router = APIRouter(prefix="/v1", tags=["incentives"])
 Session = SessionDep("incentives")
-Finance = Annotated[Principal, Depends(require_roles(Role.finance))]
-FinanceOrAuditor = Annotated[Principal, Depends(require_roles(Role.finance, Role.auditor))]
-PolicyWriter = Annotated[Principal, Depends(require_roles(Role.org_admin, Role.finance))]
-PromotionReader = Annotated[Principal, Depends(require_roles(Role.org_admin, Role.auditor))]
+allow = Authz(UnitAncestor.__table__).allow
+# Batches cover the whole county: building, locking, paying and pay policy are county-wide
+# finance's; scoped finance and auditors read lines and totals of their subtree.
+CountyFinance = Annotated[Access, allow(Role.finance, scope=Scope.county)]
+Finance = Annotated[Access, allow(Role.finance)]
+FinanceOrAuditor = Annotated[Access, allow(Role.finance, Role.auditor)]
+EligibilityReader = Annotated[Access, allow(Role.finance, Role.auditor, own=True)]
+PromotionReader = Annotated[Access, allow(Role.org_admin, Role.auditor)]
+PolicyWriter = Annotated[Access, allow(Role.org_admin, Role.finance, scope=Scope.county)]
+PROMOTION_KINDS = (PolicyKind.priority_promotion, PolicyKind.targeted_recruitment)
+PolicyReader = Annotated[Access, allow(*EVERYONE, scope=Scope.shared)]
 Month = Annotated[MonthStr, Query()]
 JSON = "application/json"
 
@@ -42,7 +50,7 @@ JSON = "application/json"
 @router.get("/policies", response_model=Page[PolicyOut])
 async def list_policies(
     session: Session,
-    _: CurrentPrincipal,
+    _: PolicyReader,
     paging: Paging,
     kind: PolicyKind | None = None,
     on: Day | None = None,
@@ -52,14 +60,17 @@ async def list_policies(
 
 
 @router.get("/policies/{version}", response_model=PolicyOut)
-async def get_policy(session: Session, _: CurrentPrincipal, version: str):
+async def get_policy(session: Session, _: PolicyReader, version: str):
     """One policy version by its label, e.g. posted_subsidy@2018-01-01."""
     return await policy_service.get_policy(session, version)
 
 
 @router.post("/policies", response_model=PolicyOut, status_code=201)
 async def add_policy(session: Session, who: PolicyWriter, clock: ClockDep, body: PolicyIn):
-    """Add an effective-dated policy version (org_admin, finance)."""
+    """Add an effective-dated policy version: pay policy by county-wide finance, promotion
+    thresholds by county-wide org_admin or finance."""
+    if body.kind not in PROMOTION_KINDS:
+        who.require(Role.finance)
     return await policy_service.add_policy(
         session,
         kind=body.kind,
@@ -74,19 +85,19 @@ async def add_policy(session: Session, who: PolicyWriter, clock: ClockDep, body:
 
 
 @router.get("/eligibility/{cadre_id}", response_model=EligibilityOut)
-async def get_eligibility(session: Session, who: CurrentPrincipal, cadre_id: UUID, month: Month):
+async def get_eligibility(session: Session, who: EligibilityReader, cadre_id: UUID, month: Month):
     """What a cadre is due for a month, each item with its reason, source and policy."""
     first = parse_month(month)
-    who.ensure_self_or(cadre_id, Role.finance, Role.auditor)
-    if who.unit_id and not who.is_self(cadre_id):
+    who.ensure_cadre(cadre_id)
+    if who.scope_unit is not None:
         await eligibility_service.ensure_in_scope(
-            session, cadre_id=cadre_id, first=first, scope=who.unit_id
+            session, cadre_id=cadre_id, first=first, scope=who.scope_unit
         )
     return await eligibility_service.read(session, cadre_id=cadre_id, first=first)
 
 
 @router.post("/stipend-batches", response_model=BatchOut, status_code=201)
-async def create_batch(session: Session, who: Finance, clock: ClockDep, body: BatchIn):
+async def create_batch(session: Session, who: CountyFinance, clock: ClockDep, body: BatchIn):
     """Build the month's stipend batch as a draft (finance)."""
     return await batch_service.create(
         session,
@@ -99,18 +110,19 @@ async def create_batch(session: Session, who: Finance, clock: ClockDep, body: Ba
 
 @router.get("/stipend-batches", response_model=Page[BatchOut])
 async def list_batches(
-    session: Session, _: FinanceOrAuditor, paging: Paging, month: Month | None = None
+    session: Session, who: FinanceOrAuditor, paging: Paging, month: Month | None = None
 ):
-    """Stipend batches, newest month first (finance, auditor)."""
+    """Stipend batches, newest month first (finance, auditor; scoped: their subtree's totals)."""
     if month is not None:
         parse_month(month)
-    return await batch_service.list_batches(session, month=month, page=paging)
+    return await batch_service.list_batches(session, month=month, page=paging, scope=who.scope_unit)
 
 
 @router.get("/stipend-batches/{batch_id}", response_model=BatchOut)
-async def get_batch(session: Session, _: FinanceOrAuditor, batch_id: UUID):
-    """One batch with its totals per township; byte-stable once locked."""
-    body, frozen = await batch_service.rendered(session, batch_id)
+async def get_batch(session: Session, who: FinanceOrAuditor, batch_id: UUID):
+    """One batch with its totals per township; byte-stable once locked (scoped users get
+    the totals of their subtree)."""
+    body, frozen = await batch_service.rendered(session, batch_id, scope=who.scope_unit)
     return Response(frozen, media_type=JSON) if frozen else body
 
 
@@ -132,7 +144,7 @@ async def list_lines(
         batch_id=batch_id,
         page=paging,
         unit_id=unit_id,
-        scope_unit=who.unit_id,
+        scope_unit=who.scope_unit,
         cadre_id=cadre_id,
         with_deductions=with_deductions,
         kind=kind,
@@ -140,7 +152,7 @@ async def list_lines(
 
 
 @router.post("/stipend-batches/{batch_id}/lock", response_model=BatchOut)
-async def lock_batch(session: Session, who: Finance, clock: ClockDep, batch_id: UUID):
+async def lock_batch(session: Session, who: CountyFinance, clock: ClockDep, batch_id: UUID):
     """Approve a draft: record its content hash; it never changes again (finance)."""
     frozen = await batch_service.lock(
         session, batch_id=batch_id, user_id=who.user_id, now=clock.now()
@@ -149,7 +161,7 @@ async def lock_batch(session: Session, who: Finance, clock: ClockDep, batch_id: 
 
 
 @router.post("/stipend-batches/{batch_id}/pay", response_model=BatchOut)
-async def pay_batch(session: Session, who: Finance, clock: ClockDep, batch_id: UUID):
+async def pay_batch(session: Session, who: CountyFinance, clock: ClockDep, batch_id: UUID):
     """Mark a locked batch paid (finance)."""
     frozen = await batch_service.pay(
         session, batch_id=batch_id, user_id=who.user_id, now=clock.now()
@@ -164,13 +176,14 @@ async def pay_batch(session: Session, who: Finance, clock: ClockDep, batch_id: U
 )
 async def export_batch(
     session: Session,
-    _: Finance,
+    who: Finance,
     batch_id: UUID,
     fmt: Annotated[Literal["csv", "xlsx"], Query(alias="format")] = "csv",
 ):
-    """The batch as CSV or XLSX with totals and policy versions; drafts marked (finance)."""
-    body, _frozen = await batch_service.rendered(session, batch_id)
-    rows = await line_service.all_lines(session, batch_id)
+    """The batch as CSV or XLSX with totals and policy versions; drafts marked (finance;
+    scoped finance exports its subtree's lines and totals)."""
+    body, _frozen = await batch_service.rendered(session, batch_id, scope=who.scope_unit)
+    rows = await line_service.all_lines(session, batch_id, scope=who.scope_unit)
     name = f"stipend-{body['month']}-{body['status']}.{fmt}"
     disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
     if fmt == "csv":
@@ -195,6 +208,6 @@ async def promotion_candidates(
         session,
         channel=PolicyKind(channel),
         first=first,
-        unit_id=unit_id or who.unit_id,
+        unit_id=await who.narrow(session, unit_id),
         page=paging,
     )

@@ -9,22 +9,29 @@ and their own records only.
 import uuid
 from typing import Annotated
 
-from fastapi import Depends
 from sqlalchemy import exists, false, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.registry.models import UnitTree
-from shared.auth import CurrentPrincipal, Principal, require_roles
+from shared.auth import Principal
+from shared.authz import EVERYONE, STAFF, Access, Authz, Scope
 from shared.contracts.enums import Role
 from shared.errors import Forbidden
 
-STAFF = (Role.org_admin, Role.inspector, Role.finance, Role.auditor)
+allow = Authz(UnitTree.__table__).allow
 
-Admin = Annotated[Principal, Depends(require_roles(Role.org_admin))]
-Staff = Annotated[Principal, Depends(require_roles(*STAFF))]
-UserReader = Annotated[Principal, Depends(require_roles(Role.org_admin, Role.auditor))]
-Anyone = CurrentPrincipal
+Admin = Annotated[Access, allow(Role.org_admin)]
+Staff = Annotated[Access, allow(*STAFF)]
+UserReader = Annotated[Access, allow(Role.org_admin, Role.auditor)]
+# A cadre's records: staff within their subtree, a cadre their own.
+StaffOrOwn = Annotated[Access, allow(*STAFF, own=True)]
+# The org tree itself: every signed-in user reads units (scoped users their subtree).
+Anyone = Annotated[Access, allow(*EVERYONE)]
+# One user by id: org_admin and auditors within their subtree; anyone else only themself
+# (the service tells which).
+UserReaderOrSelf = Annotated[Access, allow(*EVERYONE)]
+Myself = Annotated[Access, allow(*EVERYONE, scope=Scope.self)]
 
 
 def subtree(unit_id: uuid.UUID):

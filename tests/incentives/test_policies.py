@@ -1,5 +1,6 @@
 """Policies as data: seeded defaults, reading them, adding a version, overlaps."""
 
+import uuid
 from datetime import date
 
 import pytest
@@ -68,7 +69,7 @@ def raise_subsidy(**overrides):
     } | overrides
 
 
-@pytest.mark.parametrize("role", [Role.org_admin, Role.finance])
+@pytest.mark.parametrize("role", [Role.finance])
 async def test_add_a_version_supersedes_the_open_one(system, role):
     r = await system.client.post(
         f"{BASE}/policies", json=raise_subsidy(), headers=system.headers(role)
@@ -85,12 +86,16 @@ async def test_add_a_version_supersedes_the_open_one(system, role):
     assert "incentives.policy.added" in types
 
 
-@pytest.mark.parametrize("role", [Role.cadre, Role.auditor, Role.inspector])
-async def test_only_org_admin_and_finance_add(system, role):
-    r = await system.client.post(
-        f"{BASE}/policies", json=raise_subsidy(), headers=system.headers(role)
-    )
-    assert r.status_code == 403
+async def test_only_county_wide_finance_changes_pay_policy(system):
+    for headers in (
+        system.headers(Role.cadre),
+        system.headers(Role.auditor),
+        system.headers(Role.inspector),
+        system.headers(Role.org_admin),
+        system.headers(Role.finance, unit_id=uuid.uuid4()),  # a township's finance
+    ):
+        r = await system.client.post(f"{BASE}/policies", json=raise_subsidy(), headers=headers)
+        assert r.status_code == 403, r.text
 
 
 async def test_overlapping_versions_conflict(system):
@@ -145,7 +150,7 @@ async def test_a_retroactive_version_recomputes_stored_months(system):
     r = await system.client.post(
         f"{BASE}/policies",
         json=raise_subsidy(effective_from="2026-11-01"),
-        headers=system.headers(Role.org_admin),
+        headers=system.headers(Role.finance),
     )
     assert r.status_code == 201
     body = await eligibility(system, cid, "2026-11")

@@ -1,12 +1,12 @@
-"""What every assessment route depends on: its transaction, its policy, its roles."""
+"""What every assessment route depends on: its transaction, its policy, who may call it."""
 
-import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from services.assessment.models import UnitPath
 from services.assessment.settings import AssessmentSettings, policy_of
-from shared.auth import Principal, require_roles
+from shared.authz import Access, Authz, Scope
 from shared.contracts.enums import Role
 from shared.runtime import ServiceRuntime, SessionDep
 
@@ -23,14 +23,20 @@ async def _runtime(request: Request) -> ServiceRuntime:
 
 Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 Policy = Annotated[AssessmentSettings, Depends(_policy)]
-OrgAdmin = Annotated[Principal, Depends(require_roles(Role.org_admin))]
-Reader = Annotated[Principal, Depends(require_roles(Role.org_admin, Role.auditor))]
-Inspector = Annotated[Principal, Depends(require_roles(Role.inspector))]
+allow = Authz(UnitPath.__table__).allow
 
-
-def own_or_all(principal: Principal, cadre_id: uuid.UUID | None) -> uuid.UUID | None:
-    """Lists: org_admin and auditors see every cadre's; a cadre sees only their own."""
-    if principal.has(Role.org_admin, Role.auditor):
-        return cadre_id
-    principal.ensure_self_or(cadre_id or principal.cadre_id or uuid.UUID(int=0))
-    return principal.cadre_id
+OrgAdmin = Annotated[Access, allow(Role.org_admin)]
+CountyAdmin = Annotated[Access, allow(Role.org_admin, scope=Scope.county)]
+Reader = Annotated[Access, allow(Role.org_admin, Role.auditor)]
+CountyReader = Annotated[Access, allow(Role.org_admin, Role.auditor, scope=Scope.county)]
+ReaderOrOwn = Annotated[Access, allow(Role.org_admin, Role.auditor, own=True)]
+AdminOrOwn = Annotated[Access, allow(Role.org_admin, own=True)]
+Inspector = Annotated[Access, allow(Role.inspector)]
+FindingsReader = Annotated[Access, allow(Role.org_admin, Role.auditor, Role.inspector)]
+FindingReader = Annotated[Access, allow(Role.org_admin, Role.auditor, Role.inspector, own=True)]
+Own = Annotated[Access, allow(scope=Scope.self, own=True)]
+# A finding's subject appeals: the cadre themself, or a user scoped to the unit it is on
+# (auditors write nothing).
+Appellant = Annotated[
+    Access, allow(Role.cadre, Role.org_admin, Role.inspector, Role.finance, scope=Scope.self)
+]

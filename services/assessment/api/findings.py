@@ -5,18 +5,22 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.assessment.api.deps import Inspector, OrgAdmin, Policy, Session
+from services.assessment.api.deps import (
+    Appellant,
+    FindingReader,
+    FindingsReader,
+    Inspector,
+    OrgAdmin,
+    Policy,
+    Session,
+)
 from services.assessment.schemas import AppealDecision, FindingCreate, FindingPublic, Reason
 from services.assessment.service import findings
-from services.assessment.service.common import scoped_unit
-from shared.auth import CurrentPrincipal
-from shared.contracts.enums import FindingStatus, Role
-from shared.errors import Forbidden
+from shared.contracts.enums import FindingStatus
 from shared.pagination import Page, Paging
 from shared.runtime import ClockDep
 
 router = APIRouter(prefix="/findings", tags=["findings"])
-READERS = (Role.org_admin, Role.auditor, Role.inspector)
 
 
 @router.post("", response_model=FindingPublic, status_code=201)
@@ -30,17 +34,14 @@ async def post_finding(
 @router.get("", response_model=Page[FindingPublic])
 async def list_findings(
     session: Session,
-    principal: CurrentPrincipal,
+    who: FindingsReader,
     page: Paging,
     subject_id: uuid.UUID | None = None,
     unit_id: uuid.UUID | None = None,
     status: FindingStatus | None = None,
 ) -> dict[str, Any]:
     """Findings by subject, unit subtree or status."""
-    if not principal.has(*READERS):
-        raise Forbidden(f"requires one of: {', '.join(READERS)}", code="wrong_role")
-    if principal.unit_id and not principal.has(Role.auditor):
-        unit_id = await scoped_unit(session, principal.unit_id, unit_id)
+    unit_id = await who.narrow(session, unit_id)
     return await findings.listing(
         session, subject_id=subject_id, unit_id=unit_id, status=status, page=page
     )
@@ -48,21 +49,18 @@ async def list_findings(
 
 @router.get("/{finding_id}", response_model=FindingPublic)
 async def get_finding(
-    finding_id: uuid.UUID, session: Session, principal: CurrentPrincipal
+    finding_id: uuid.UUID, session: Session, who: FindingReader
 ) -> dict[str, Any]:
-    """One finding (its readers, and a cadre it is about)."""
-    row = await findings.get(session, finding_id)
-    if not principal.has(*READERS):
-        principal.ensure_self_or(row["subject_id"])
-    return row
+    """One finding (its readers in scope, and a cadre it is about)."""
+    return await findings.get(session, finding_id, who=who)
 
 
 @router.post("/{finding_id}/dismiss", response_model=FindingPublic)
 async def dismiss(
-    finding_id: uuid.UUID, body: Reason, session: Session, _: OrgAdmin, clock: ClockDep
+    finding_id: uuid.UUID, body: Reason, session: Session, who: OrgAdmin, clock: ClockDep
 ) -> dict[str, Any]:
     """Dismiss a finding: its entry is revoked (409 if dismissed already)."""
-    return await findings.dismiss(session, finding_id, reason=body.reason, now=clock.now())
+    return await findings.dismiss(session, finding_id, reason=body.reason, now=clock.now(), who=who)
 
 
 @router.post("/{finding_id}/appeal", response_model=FindingPublic)
@@ -70,7 +68,7 @@ async def appeal(
     finding_id: uuid.UUID,
     body: Reason,
     session: Session,
-    principal: CurrentPrincipal,
+    principal: Appellant,
     clock: ClockDep,
     policy: Policy,
 ) -> dict[str, Any]:
@@ -87,9 +85,9 @@ async def appeal(
 
 @router.post("/{finding_id}/appeal/decide", response_model=FindingPublic)
 async def decide_appeal(
-    finding_id: uuid.UUID, body: AppealDecision, session: Session, _: OrgAdmin, clock: ClockDep
+    finding_id: uuid.UUID, body: AppealDecision, session: Session, who: OrgAdmin, clock: ClockDep
 ) -> dict[str, Any]:
     """Decide an appeal: upheld dismisses the finding, rejected leaves it posted."""
     return await findings.decide_appeal(
-        session, finding_id, upheld=body.upheld, note=body.note, now=clock.now()
+        session, finding_id, upheld=body.upheld, note=body.note, now=clock.now(), who=who
     )

@@ -5,11 +5,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.assessment.api.deps import OrgAdmin, Policy, Session, own_or_all
+from services.assessment.api.deps import AdminOrOwn, OrgAdmin, Own, Policy, ReaderOrOwn, Session
 from services.assessment.schemas import LeaveCreate, LeavePublic, Reason
 from services.assessment.service import leave
-from shared.auth import CurrentPrincipal
-from shared.contracts.enums import LeaveStatus, Role
+from shared.contracts.enums import LeaveStatus
 from shared.pagination import Page, Paging
 from shared.runtime import ClockDep
 
@@ -18,34 +17,30 @@ router = APIRouter(prefix="/leave-requests", tags=["leave"])
 
 @router.post("", response_model=LeavePublic, status_code=201)
 async def request_leave(
-    body: LeaveCreate, session: Session, principal: CurrentPrincipal, clock: ClockDep
+    body: LeaveCreate, session: Session, who: AdminOrOwn, clock: ClockDep
 ) -> dict[str, Any]:
     """Ask for leave (the cadre, or org_admin on their behalf)."""
-    principal.ensure_self_or(body.cadre_id, Role.org_admin)
-    return await leave.request(session, body, now=clock.now())
+    return await leave.request(session, body, now=clock.now(), who=who)
 
 
 @router.get("", response_model=Page[LeavePublic])
 async def list_leave(
     session: Session,
-    principal: CurrentPrincipal,
+    who: ReaderOrOwn,
     page: Paging,
     cadre_id: uuid.UUID | None = None,
     status: LeaveStatus | None = None,
 ) -> dict[str, Any]:
-    """Leave requests by cadre and status; a cadre sees their own."""
-    cadre_id = own_or_all(principal, cadre_id)
-    return await leave.listing(session, cadre_id=cadre_id, status=status, page=page)
+    """Leave requests by cadre and status; a cadre sees their own, a scoped user its subtree."""
+    return await leave.listing(
+        session, cadre_id=who.own_cadre(cadre_id), status=status, page=page, scope=who.scope_unit
+    )
 
 
 @router.get("/{leave_id}", response_model=LeavePublic)
-async def get_leave(
-    leave_id: uuid.UUID, session: Session, principal: CurrentPrincipal
-) -> dict[str, Any]:
+async def get_leave(leave_id: uuid.UUID, session: Session, who: ReaderOrOwn) -> dict[str, Any]:
     """One leave request."""
-    row = await leave.get(session, leave_id)
-    principal.ensure_self_or(row["cadre_id"], Role.org_admin, Role.auditor)
-    return row
+    return await leave.get(session, leave_id, who=who)
 
 
 @router.post("/{leave_id}/approve", response_model=LeavePublic)
@@ -71,7 +66,7 @@ async def cancel(
     leave_id: uuid.UUID,
     body: Reason,
     session: Session,
-    principal: CurrentPrincipal,
+    principal: AdminOrOwn,
     clock: ClockDep,
 ) -> dict[str, Any]:
     """Cancel a leave before it starts, with a reason."""
@@ -82,7 +77,7 @@ async def cancel(
 
 @router.post("/{leave_id}/return", response_model=LeavePublic)
 async def report_back(
-    leave_id: uuid.UUID, session: Session, principal: CurrentPrincipal, clock: ClockDep
+    leave_id: uuid.UUID, session: Session, principal: Own, clock: ClockDep
 ) -> dict[str, Any]:
     """Report back from leave (销假), by the cadre."""
     return await leave.report_back(session, leave_id, principal=principal, now=clock.now())

@@ -5,12 +5,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from services.assessment.api.deps import OrgAdmin, Reader, Session, own_or_all
+from services.assessment.api.deps import OrgAdmin, Reader, ReaderOrOwn, Session
 from services.assessment.schemas import ActionPublic, CarryOut, NegativeEntryPublic
 from services.assessment.service import entries
-from services.assessment.service.common import scoped_unit
-from shared.auth import CurrentPrincipal
-from shared.contracts.enums import ActionStatus, EntryStatus, Role, SubjectType
+from shared.contracts.enums import ActionStatus, EntryStatus, SubjectType
 from shared.pagination import Page, Paging
 from shared.runtime import ClockDep
 
@@ -20,7 +18,7 @@ router = APIRouter(tags=["negative list"])
 @router.get("/negative-list", response_model=Page[NegativeEntryPublic])
 async def negative_list(
     session: Session,
-    principal: Reader,
+    who: Reader,
     page: Paging,
     month: Annotated[str, Query(examples=["2026-11"])],
     unit_id: uuid.UUID | None = None,
@@ -29,12 +27,10 @@ async def negative_list(
     status: EntryStatus | None = None,
 ) -> dict[str, Any]:
     """A month's entries, active and revoked; `unit_id` means the unit's whole subtree."""
-    if principal.unit_id and not principal.has(Role.auditor):
-        unit_id = await scoped_unit(session, principal.unit_id, unit_id)
     return await entries.list_entries(
         session,
         month=month,
-        unit_id=unit_id,
+        unit_id=await who.narrow(session, unit_id),
         subject_type=subject_type,
         subject_id=subject_id,
         status=status,
@@ -45,21 +41,22 @@ async def negative_list(
 @router.get("/accountability-actions", response_model=Page[ActionPublic])
 async def list_actions(
     session: Session,
-    principal: CurrentPrincipal,
+    who: ReaderOrOwn,
     page: Paging,
     cadre_id: uuid.UUID | None = None,
     status: ActionStatus | None = None,
 ) -> dict[str, Any]:
     """Accountability actions (every status unless `status` is given); a cadre sees their own."""
-    cadre_id = own_or_all(principal, cadre_id)
-    return await entries.list_actions(session, cadre_id=cadre_id, status=status, page=page)
+    return await entries.list_actions(
+        session, cadre_id=who.own_cadre(cadre_id), status=status, page=page, scope=who.scope_unit
+    )
 
 
 @router.post("/accountability-actions/{action_id}/carry-out", response_model=ActionPublic)
 async def carry_out(
-    action_id: uuid.UUID, body: CarryOut, session: Session, _: OrgAdmin, clock: ClockDep
+    action_id: uuid.UUID, body: CarryOut, session: Session, who: OrgAdmin, clock: ClockDep
 ) -> dict[str, Any]:
     """Record a pending action as carried out (a penalty names its measure)."""
     return await entries.carry_out(
-        session, action_id, measure=body.measure, note=body.note, now=clock.now()
+        session, action_id, measure=body.measure, note=body.note, now=clock.now(), who=who
     )

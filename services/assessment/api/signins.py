@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from services.assessment.api.deps import Policy, Runtime, Session
+from services.assessment.api.deps import Own, Policy, Runtime, Session
 from services.assessment.schemas import (
     SignInBatch,
     SignInBatchResult,
@@ -13,9 +13,7 @@ from services.assessment.schemas import (
     SignInPublic,
 )
 from services.assessment.service import signin_fast, signins
-from shared.auth import CurrentPrincipal
-from shared.contracts.enums import Role
-from shared.errors import Forbidden, InvalidInput
+from shared.errors import InvalidInput
 from shared.runtime import ClockDep
 
 router = APIRouter(tags=["sign-ins"])
@@ -26,12 +24,12 @@ async def sign_in(
     body: SignInCreate,
     request: Request,
     runtime: Runtime,
-    principal: CurrentPrincipal,
+    principal: Own,
     clock: ClockDep,
     policy: Policy,
 ) -> Response:
     """Sign in on post (a cadre, for themself); a replayed key answers its first answer."""
-    principal.ensure_self_or(body.cadre_id)
+    principal.ensure_cadre(body.cadre_id)
     outcome = await signin_fast.sign_in(runtime, request, body, now=clock.now(), policy=policy)
     return signins.respond(outcome)
 
@@ -40,13 +38,12 @@ async def sign_in(
 async def sign_in_batch(
     body: SignInBatch,
     session: Session,
-    principal: CurrentPrincipal,
+    principal: Own,
     clock: ClockDep,
     policy: Policy,
 ) -> dict[str, Any]:
     """Upload an offline queue: one result per item, in input order; a bad item fails alone."""
-    if not principal.has(Role.cadre) or principal.cadre_id is None:
-        raise Forbidden("only a cadre uploads their sign-ins", code="wrong_role")
+    principal.ensure_cadre(principal.cadre_id)  # a cadre user linked to a cadre
     if len(body.items) > policy.batch_max_items:
         raise InvalidInput("items", f"at most {policy.batch_max_items} items per batch")
     results: list[dict[str, Any] | None] = [None] * len(body.items)

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from services.assessment.api.deps import OrgAdmin, Reader, Session, own_or_all
+from services.assessment.api.deps import AdminOrOwn, OrgAdmin, Own, Reader, ReaderOrOwn, Session
 from services.assessment.schemas import (
     RosterCreate,
     RosterPublic,
@@ -15,7 +15,6 @@ from services.assessment.schemas import (
     WorkLogPublic,
 )
 from services.assessment.service import work
-from shared.auth import CurrentPrincipal
 from shared.errors import InvalidInput
 from shared.pagination import Page, Paging
 from shared.runtime import ClockDep
@@ -26,55 +25,57 @@ router = APIRouter(tags=["work"])
 
 @router.post("/duty-rosters", response_model=RosterPublic, status_code=201)
 async def create_roster(
-    body: RosterCreate, session: Session, _: OrgAdmin, clock: ClockDep
+    body: RosterCreate, session: Session, who: OrgAdmin, clock: ClockDep
 ) -> dict[str, Any]:
     """A command post's duty roster: who is on duty on which date."""
-    return await work.create_roster(session, body, now=clock.now())
+    return await work.create_roster(session, body, now=clock.now(), who=who)
 
 
 @router.get("/duty-rosters/{roster_id}", response_model=RosterPublic)
-async def get_roster(roster_id: uuid.UUID, session: Session, _: Reader) -> dict[str, Any]:
+async def get_roster(roster_id: uuid.UUID, session: Session, who: Reader) -> dict[str, Any]:
     """One duty roster with its duties."""
-    return await work.get_roster(session, roster_id)
+    return await work.get_roster(session, roster_id, who=who)
 
 
 @router.post("/work-logs", response_model=WorkLogPublic, status_code=201)
 async def write_log(
-    body: WorkLogCreate, session: Session, principal: CurrentPrincipal, clock: ClockDep
+    body: WorkLogCreate, session: Session, who: Own, clock: ClockDep
 ) -> dict[str, Any]:
     """A cadre's daily work log (one per day)."""
-    principal.ensure_self_or(body.cadre_id)
+    who.ensure_cadre(body.cadre_id)
     return await work.write_log(session, body, now=clock.now())
 
 
 @router.get("/work-logs", response_model=Page[WorkLogPublic])
 async def list_logs(
     session: Session,
-    principal: CurrentPrincipal,
+    who: ReaderOrOwn,
     page: Paging,
     cadre_id: uuid.UUID | None = None,
     from_: Annotated[Day | None, Query(alias="from")] = None,
     to: Day | None = None,
 ) -> dict[str, Any]:
-    """A cadre's work logs by date."""
-    cadre_id = own_or_all(principal, cadre_id) or principal.cadre_id
+    """A cadre's work logs by date (a scoped reader: the days the cadre was filed in it)."""
+    cadre_id = who.own_cadre(cadre_id)
     if cadre_id is None:
         raise InvalidInput("cadre_id", "name the cadre whose logs to list")
-    return await work.list_logs(session, cadre_id=cadre_id, first=from_, last=to, page=page)
+    return await work.list_logs(
+        session, cadre_id=cadre_id, first=from_, last=to, page=page, scope=who.scope_unit
+    )
 
 
 @router.post("/tasks", response_model=TaskPublic, status_code=201)
 async def create_task(
-    body: TaskCreate, session: Session, _: OrgAdmin, clock: ClockDep
+    body: TaskCreate, session: Session, who: OrgAdmin, clock: ClockDep
 ) -> dict[str, Any]:
     """A task of a unit's quarterly list, with one assignee and a deadline."""
-    return await work.create_task(session, body, now=clock.now())
+    return await work.create_task(session, body, now=clock.now(), who=who)
 
 
 @router.get("/tasks", response_model=Page[TaskPublic])
 async def list_tasks(
     session: Session,
-    principal: CurrentPrincipal,
+    who: ReaderOrOwn,
     page: Paging,
     assignee_id: uuid.UUID | None = None,
     unit_id: uuid.UUID | None = None,
@@ -82,11 +83,10 @@ async def list_tasks(
     status: str | None = None,
 ) -> dict[str, Any]:
     """Tasks by assignee, unit subtree, quarter or status; a cadre sees their own."""
-    assignee_id = own_or_all(principal, assignee_id)
     return await work.list_tasks(
         session,
-        assignee_id=assignee_id,
-        unit_id=unit_id,
+        assignee_id=who.own_cadre(assignee_id),
+        unit_id=await who.narrow(session, unit_id),
         quarter=quarter,
         status=status,
         page=page,
@@ -95,7 +95,7 @@ async def list_tasks(
 
 @router.post("/tasks/{task_id}/complete", response_model=TaskPublic)
 async def complete_task(
-    task_id: uuid.UUID, session: Session, principal: CurrentPrincipal, clock: ClockDep
+    task_id: uuid.UUID, session: Session, principal: AdminOrOwn, clock: ClockDep
 ) -> dict[str, Any]:
     """Mark a task done (its assignee, or org_admin)."""
     return await work.complete_task(session, task_id, principal=principal, now=clock.now())

@@ -6,11 +6,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Select, and_, literal, or_, select, true, union_all
+from sqlalchemy import Date, Select, and_, exists, literal, or_, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment import models as m
-from shared.errors import Forbidden, InvalidInput, NotFound
+from shared.authz import Access
+from shared.errors import InvalidInput, NotFound
 from shared.events import EventPayload
 from shared.outbox import add_events
 
@@ -100,6 +101,19 @@ def subtree(unit_id: uuid.UUID) -> Select:
     return select(PATHS.c.unit_id).where(PATHS.c.ancestor_id == unit_id)
 
 
+def filed_under(cadre_col, root: uuid.UUID, first, last) -> Any:
+    """SQL: the cadre was filed in `root`'s subtree at some time in [first, last]: posted
+    there, or (not posted anywhere then) belonging there (a village cadre's village)."""
+    posted_any = exists().where(POSTINGS.c.cadre_id == cadre_col, overlaps(POSTINGS, first, last))
+    posted_here = exists().where(
+        POSTINGS.c.cadre_id == cadre_col,
+        overlaps(POSTINGS, first, last),
+        POSTINGS.c.unit_id.in_(subtree(root)),
+    )
+    home_here = exists().where(CADRES.c.cadre_id == cadre_col, CADRES.c.unit_id.in_(subtree(root)))
+    return or_(posted_here, and_(~posted_any, home_here))
+
+
 async def emit(session: AsyncSession, items: list[tuple[EventPayload, Any]], now: datetime) -> None:
     if items:
         await add_events(session, items, producer=PRODUCER, occurred_at=now)
@@ -160,6 +174,18 @@ async def units_on(
     return units
 
 
+async def ensure_reach(
+    session: AsyncSession, who: Access, cadre_id: uuid.UUID, first: date, last: date | None = None
+) -> None:
+    """403 unless `who` reaches this cadre's record of [first, last]: their own, or (a
+    scoped user) the cadre was filed in their subtree on the first or the last day."""
+    if who.own_only or who.scope_unit is None:
+        who.ensure_cadre(cadre_id)
+        return
+    days = [(cadre_id, first)] + ([(cadre_id, last)] if last and last != first else [])
+    await who.ensure_record(session, cadre_id=cadre_id, unit_ids=await units_on(session, days))
+
+
 async def fences_of(session: AsyncSession, unit_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Any]:
     """Each unit's geofence: its own, or the nearest ancestor's (a group uses its village's)."""
     ids = list(set(unit_ids))
@@ -188,17 +214,3 @@ def township_column(unit_col) -> Any:
         .limit(1)
         .scalar_subquery()
     )
-
-
-async def scoped_unit(
-    session: AsyncSession, scope: uuid.UUID, unit_id: uuid.UUID | None
-) -> uuid.UUID:
-    """A user scoped to a unit asks within its subtree (403 outside); none asked = the scope."""
-    if unit_id is None:
-        return scope
-    inside = await session.scalar(
-        select(PATHS.c.unit_id).where(PATHS.c.unit_id == unit_id, PATHS.c.ancestor_id == scope)
-    )
-    if inside is None:
-        raise Forbidden("that unit is outside your scope", code="out_of_scope")
-    return unit_id

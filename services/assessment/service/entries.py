@@ -23,6 +23,7 @@ from services.assessment.service.common import (
     subtree,
     units_on,
 )
+from shared.authz import Access
 from shared.clock import format_month, month_end, parse_month
 from shared.contracts.assessment import (
     AccountabilityCancelled,
@@ -248,8 +249,15 @@ async def list_actions(
     cadre_id: uuid.UUID | None,
     status: ActionStatus | None,
     page: PageParams,
+    scope: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     stmt = select(ACTIONS)
+    if scope is not None:  # an action files where the entry behind it does
+        stmt = stmt.where(
+            ACTIONS.c.entry_id.in_(
+                select(ENTRIES.c.id).where(ENTRIES.c.unit_id.in_(subtree(scope)))
+            )
+        )
     if cadre_id:
         stmt = stmt.where(ACTIONS.c.cadre_id == cadre_id)
     if status:
@@ -277,8 +285,13 @@ async def carry_out(
     measure: PenaltyMeasure | None,
     note: str,
     now: datetime,
+    who: Access,
 ) -> dict[str, Any]:
     action = await get_action(session, action_id)
+    filed = await session.scalar(
+        select(ENTRIES.c.unit_id).where(ENTRIES.c.id == action["entry_id"])
+    )
+    await who.ensure_unit(session, filed)
     if action["status"] != ActionStatus.pending.value:
         raise Conflict(f"the action is {action['status']}", code="action_not_pending")
     if action["rung"] == Rung.penalty.value and measure is None:

@@ -24,7 +24,7 @@ from services.assessment.service.common import (
 )
 from services.assessment.service.entries import NewEntry, record_entries, revoke_entries
 from services.assessment.settings import AssessmentSettings
-from shared.auth import Principal
+from shared.authz import Access
 from shared.clock import local_date
 from shared.contracts.assessment import (
     FindingAppealDecided,
@@ -44,18 +44,25 @@ def _event_fields(row: dict[str, Any]) -> dict[str, Any]:
     return {"finding_id": row["id"]} | {k: row[k] for k in (*keys, "observed_at")}
 
 
-async def get(session: AsyncSession, finding_id: uuid.UUID) -> dict[str, Any]:
+async def get(
+    session: AsyncSession, finding_id: uuid.UUID, *, who: Access | None = None
+) -> dict[str, Any]:
+    """A finding; with `who`, only one they may reach (403): in scope, or about themself."""
     row = (await session.execute(select(FINDINGS).where(FINDINGS.c.id == finding_id))).first()
     if row is None:
         raise NotFound(f"finding {finding_id} not found", code="finding_not_found")
-    return dict(row._mapping)
+    finding = dict(row._mapping)
+    if who is not None:
+        about = finding["subject_id"] if finding["subject_type"] == SubjectType.cadre else None
+        await who.ensure_record(session, cadre_id=about, unit_ids=[finding["unit_id"]])
+    return finding
 
 
 async def post(
     session: AsyncSession,
     body: FindingCreate,
     *,
-    principal: Principal,
+    principal: Access,
     now: datetime,
     policy: AssessmentSettings,
 ) -> dict[str, Any]:
@@ -69,6 +76,8 @@ async def post(
     else:
         await ensure_unit(session, body.subject_id)
         unit_id = body.subject_id
+    # A township inspector posts findings inside its subtree only.
+    await principal.ensure_unit(session, unit_id)
     row = {
         "id": uuid.uuid4(),
         "subject_type": body.subject_type.value,
@@ -134,9 +143,9 @@ async def _revoke_entry(session: AsyncSession, finding: dict[str, Any], why: str
 
 
 async def dismiss(
-    session: AsyncSession, finding_id: uuid.UUID, *, reason: str, now: datetime
+    session: AsyncSession, finding_id: uuid.UUID, *, reason: str, now: datetime, who: Access
 ) -> dict[str, Any]:
-    finding = await get(session, finding_id)
+    finding = await get(session, finding_id, who=who)
     _not_dismissed(finding)
     finding = await _set(
         session, finding, status=DISMISSED, dismiss_reason=reason, dismissed_at=now
@@ -155,7 +164,7 @@ async def appeal(
     finding_id: uuid.UUID,
     *,
     reason: str,
-    principal: Principal,
+    principal: Access,
     now: datetime,
     policy: AssessmentSettings,
 ) -> dict[str, Any]:
@@ -187,10 +196,16 @@ async def appeal(
 
 
 async def decide_appeal(
-    session: AsyncSession, finding_id: uuid.UUID, *, upheld: bool, note: str, now: datetime
+    session: AsyncSession,
+    finding_id: uuid.UUID,
+    *,
+    upheld: bool,
+    note: str,
+    now: datetime,
+    who: Access,
 ) -> dict[str, Any]:
     """An upheld appeal dismisses the finding; a rejected one leaves it posted."""
-    finding = await get(session, finding_id)
+    finding = await get(session, finding_id, who=who)
     _not_dismissed(finding)
     if finding["status"] != FindingStatus.appealed.value:
         raise Conflict("the finding has no appeal to decide", code="no_appeal")

@@ -13,12 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment.schemas import LeaveCreate
 from services.assessment.service import presence
-from services.assessment.service.common import LEAVES, after_key, emit, ensure_cadre
+from services.assessment.service.common import (
+    LEAVES,
+    after_key,
+    emit,
+    ensure_cadre,
+    ensure_reach,
+    filed_under,
+)
 from services.assessment.settings import AssessmentSettings
-from shared.auth import Principal
+from shared.authz import Access
 from shared.clock import local_date
 from shared.contracts.assessment import LeaveChanged
-from shared.contracts.enums import LeaveStatus, Role
+from shared.contracts.enums import LeaveStatus
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.pagination import PageParams, make_page
 
@@ -36,17 +43,27 @@ def _event(row: dict[str, Any]) -> LeaveChanged:
     )
 
 
-async def get(session: AsyncSession, leave_id: uuid.UUID) -> dict[str, Any]:
+async def get(
+    session: AsyncSession, leave_id: uuid.UUID, *, who: Access | None = None
+) -> dict[str, Any]:
+    """A leave request; with `who`, only one they reach (their own, or filed in scope)."""
     row = (await session.execute(select(LEAVES).where(LEAVES.c.id == leave_id))).first()
     if row is None:
         raise NotFound(f"leave request {leave_id} not found", code="leave_not_found")
-    return dict(row._mapping)
+    leave = dict(row._mapping)
+    if who is not None:
+        await ensure_reach(session, who, leave["cadre_id"], leave["start_date"], leave["end_date"])
+    return leave
 
 
-async def request(session: AsyncSession, body: LeaveCreate, *, now: datetime) -> dict[str, Any]:
+async def request(
+    session: AsyncSession, body: LeaveCreate, *, now: datetime, who: Access
+) -> dict[str, Any]:
     if body.end_date < body.start_date:
         raise InvalidInput("end_date", "the leave ends before it starts")
+    who.ensure_cadre(body.cadre_id)
     await ensure_cadre(session, body.cadre_id)
+    await ensure_reach(session, who, body.cadre_id, body.start_date, body.end_date)
     clash = await session.scalar(
         select(LEAVES.c.id).where(
             LEAVES.c.cadre_id == body.cadre_id,
@@ -111,10 +128,11 @@ async def approve(
     session: AsyncSession,
     leave_id: uuid.UUID,
     *,
-    principal: Principal,
+    principal: Access,
     now: datetime,
     policy: AssessmentSettings,
 ) -> dict[str, Any]:
+    await get(session, leave_id, who=principal)
     leave = await _move(
         session,
         leave_id,
@@ -131,8 +149,9 @@ async def approve(
 
 
 async def reject(
-    session: AsyncSession, leave_id: uuid.UUID, *, principal: Principal, now: datetime
+    session: AsyncSession, leave_id: uuid.UUID, *, principal: Access, now: datetime
 ) -> dict[str, Any]:
+    await get(session, leave_id, who=principal)
     return await _move(
         session,
         leave_id,
@@ -147,12 +166,11 @@ async def cancel(
     session: AsyncSession,
     leave_id: uuid.UUID,
     *,
-    principal: Principal,
+    principal: Access,
     reason: str,
     now: datetime,
 ) -> dict[str, Any]:
-    leave = await get(session, leave_id)
-    principal.ensure_self_or(leave["cadre_id"], Role.org_admin)
+    leave = await get(session, leave_id, who=principal)
     if local_date(now) >= leave["start_date"]:
         raise Conflict("the leave has started: report back instead", code="leave_started")
     return await _move(
@@ -166,11 +184,10 @@ async def cancel(
 
 
 async def report_back(
-    session: AsyncSession, leave_id: uuid.UUID, *, principal: Principal, now: datetime
+    session: AsyncSession, leave_id: uuid.UUID, *, principal: Access, now: datetime
 ) -> dict[str, Any]:
     """销假: the cadre is back; days from today on no longer count as leave."""
-    leave = await get(session, leave_id)
-    principal.ensure_self_or(leave["cadre_id"])
+    leave = await get(session, leave_id, who=principal)
     today = local_date(now)
     if today < leave["start_date"]:
         raise Conflict("the leave has not started: cancel it instead", code="leave_not_started")
@@ -191,8 +208,13 @@ async def listing(
     cadre_id: uuid.UUID | None,
     status: LeaveStatus | None,
     page: PageParams,
+    scope: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     stmt = select(LEAVES)
+    if scope is not None:
+        stmt = stmt.where(
+            filed_under(LEAVES.c.cadre_id, scope, LEAVES.c.start_date, LEAVES.c.end_date)
+        )
     if cadre_id:
         stmt = stmt.where(LEAVES.c.cadre_id == cadre_id)
     if status:

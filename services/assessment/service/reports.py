@@ -29,6 +29,7 @@ from services.assessment.service.common import (
     after_key,
     emit,
     overlaps,
+    subtree,
     township_column,
 )
 from services.assessment.settings import AssessmentSettings
@@ -408,9 +409,12 @@ async def list_scores(
     township_id: uuid.UUID | None,
     cadre_id: uuid.UUID | None,
     page: PageParams,
+    scope: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     parse_month(month)
     stmt = select(SCORES).where(SCORES.c.month == month)
+    if scope is not None:
+        stmt = stmt.where(SCORES.c.township_id.in_(subtree(scope)))
     if township_id:
         stmt = stmt.where(SCORES.c.township_id == township_id)
     if cadre_id:

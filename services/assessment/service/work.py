@@ -21,11 +21,11 @@ from services.assessment.service.common import (
     after_key,
     ensure_cadre,
     ensure_unit,
+    filed_under,
     subtree,
 )
-from shared.auth import Principal
+from shared.authz import Access
 from shared.clock import local_date
-from shared.contracts.enums import Role
 from shared.db import insert_ignore
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.pagination import PageParams, make_page
@@ -41,8 +41,11 @@ async def _known_cadres(session: AsyncSession, cadre_ids: set[uuid.UUID]) -> Non
         raise NotFound(f"cadre {sorted(map(str, missing))[0]} is not known", code="cadre_not_found")
 
 
-async def create_roster(session: AsyncSession, body: RosterCreate, *, now: datetime) -> dict:
+async def create_roster(
+    session: AsyncSession, body: RosterCreate, *, now: datetime, who: Access
+) -> dict:
     await ensure_unit(session, body.unit_id)
+    await who.ensure_unit(session, body.unit_id)
     pairs = [(d.cadre_id, d.duty_date) for d in body.duties]
     if len(set(pairs)) != len(pairs):
         raise InvalidInput("duties", "a cadre is on duty once per date in a roster")
@@ -63,10 +66,11 @@ async def create_roster(session: AsyncSession, body: RosterCreate, *, now: datet
     return roster | {"duties": duties}
 
 
-async def get_roster(session: AsyncSession, roster_id: uuid.UUID) -> dict[str, Any]:
+async def get_roster(session: AsyncSession, roster_id: uuid.UUID, *, who: Access) -> dict:
     row = (await session.execute(select(ROSTERS).where(ROSTERS.c.id == roster_id))).first()
     if row is None:
         raise NotFound(f"duty roster {roster_id} not found", code="roster_not_found")
+    await who.ensure_unit(session, row.unit_id)
     duties = await session.execute(
         select(DUTIES).where(DUTIES.c.roster_id == roster_id).order_by(DUTIES.c.duty_date)
     )
@@ -100,8 +104,12 @@ async def list_logs(
     first: date | None,
     last: date | None,
     page: PageParams,
+    scope: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     stmt = select(WORK_LOGS).where(WORK_LOGS.c.cadre_id == cadre_id)
+    if scope is not None:
+        day = WORK_LOGS.c.log_date
+        stmt = stmt.where(filed_under(WORK_LOGS.c.cadre_id, scope, day, day))
     if first:
         stmt = stmt.where(WORK_LOGS.c.log_date >= first)
     if last:
@@ -112,8 +120,11 @@ async def list_logs(
     return make_page([dict(r._mapping) for r in rows], page, lambda r: [r["log_date"]])
 
 
-async def create_task(session: AsyncSession, body: TaskCreate, *, now: datetime) -> dict:
+async def create_task(
+    session: AsyncSession, body: TaskCreate, *, now: datetime, who: Access
+) -> dict:
     await ensure_unit(session, body.unit_id)
+    await who.ensure_unit(session, body.unit_id)
     await ensure_cadre(session, body.assignee_id)
     row = body.model_dump() | {
         "id": uuid.uuid4(),
@@ -134,10 +145,11 @@ async def get_task(session: AsyncSession, task_id: uuid.UUID) -> dict[str, Any]:
 
 
 async def complete_task(
-    session: AsyncSession, task_id: uuid.UUID, *, principal: Principal, now: datetime
+    session: AsyncSession, task_id: uuid.UUID, *, principal: Access, now: datetime
 ) -> dict[str, Any]:
+    """Its assignee, or an org_admin over the task's unit."""
     task = await get_task(session, task_id)
-    principal.ensure_self_or(task["assignee_id"], Role.org_admin)
+    await principal.ensure_record(session, cadre_id=task["assignee_id"], unit_ids=[task["unit_id"]])
     result = await session.execute(
         update(TASKS)
         .where(TASKS.c.id == task_id, TASKS.c.status == "open")

@@ -14,7 +14,7 @@ from services.incentives.models import batches, cadre_states, eligibility, lines
 from services.incentives.rules import compute, fmt
 from services.incentives.service import eligibility as eligibility_service
 from services.incentives.service.eligibility import canonical
-from services.incentives.service.facts import load_book, load_facts
+from services.incentives.service.facts import load_book, load_facts, subtree
 from services.incentives.service.lines import (
     CLOSED,
     LINE_ORDER,
@@ -55,8 +55,12 @@ async def get_row(session: AsyncSession, batch_id: UUID, *, for_update: bool = F
     return row
 
 
-async def totals(session: AsyncSession, batch_id: UUID) -> dict:
-    """Totals of the batch and per township, summed in fen: a total is its lines' sum."""
+async def totals(session: AsyncSession, batch_id: UUID, scope: UUID | None = None) -> dict:
+    """Totals of the batch and per township, summed in fen: a total is its lines' sum
+    (with `scope`, of the lines in that unit's subtree only)."""
+    where = [lines.c.batch_id == batch_id]
+    if scope is not None:
+        where.append(lines.c.unit_id.in_(subtree(scope)))
     rows = (
         await session.execute(
             select(
@@ -68,7 +72,7 @@ async def totals(session: AsyncSession, batch_id: UUID) -> dict:
                 fen_sum(lines.c.net),
             )
             .select_from(lines.outerjoin(units, units.c.unit_id == lines.c.township_id))
-            .where(lines.c.batch_id == batch_id)
+            .where(*where)
             .group_by(lines.c.township_id, units.c.name)
         )
     ).all()
@@ -126,10 +130,20 @@ async def _render_live(session: AsyncSession, row, **override) -> dict:
     }
 
 
-async def rendered(session: AsyncSession, batch_id: UUID) -> tuple[dict, str | None]:
-    """(resource, frozen bytes or None): GET of a locked batch returns the frozen text."""
+async def rendered(
+    session: AsyncSession, batch_id: UUID, *, scope: UUID | None = None
+) -> tuple[dict, str | None]:
+    """(resource, frozen bytes or None): GET of a locked batch returns the frozen text; a
+    scoped reader gets the totals of its subtree instead (never the frozen county text)."""
     row = await get_row(session, batch_id)
+    if scope is not None:
+        return await scoped(session, await render(session, row), scope), None
     return await render(session, row), row.frozen
+
+
+async def scoped(session: AsyncSession, body: dict, scope: UUID) -> dict:
+    """A batch resource as a reader scoped to a unit sees it: its subtree's totals."""
+    return body | {"totals": await totals(session, UUID(body["id"]), scope)}
 
 
 def _candidates(first: date, last: date):
@@ -352,8 +366,10 @@ async def pay(session: AsyncSession, *, batch_id: UUID, user_id: UUID, now: date
     return frozen
 
 
-async def list_batches(session: AsyncSession, *, month: str | None, page: PageParams) -> dict:
-    """Batches, newest month first."""
+async def list_batches(
+    session: AsyncSession, *, month: str | None, page: PageParams, scope: UUID | None = None
+) -> dict:
+    """Batches, newest month first (a scoped reader: its subtree's totals)."""
     q = select(batches).order_by(batches.c.month.desc()).limit(page.limit + 1)
     if month:
         q = q.where(batches.c.month == month)
@@ -363,4 +379,6 @@ async def list_batches(session: AsyncSession, *, month: str | None, page: PagePa
     rows = (await session.execute(q)).all()
     result = make_page(rows, page, lambda r: [r.month])
     result["items"] = [await render(session, r) for r in result["items"]]
+    if scope is not None:
+        result["items"] = [await scoped(session, b, scope) for b in result["items"]]
     return result

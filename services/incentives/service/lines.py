@@ -254,9 +254,11 @@ async def list_lines(session: AsyncSession, *, batch_id: UUID, page: PageParams,
     return result
 
 
-async def all_lines(session: AsyncSession, batch_id: UUID) -> list:
-    """Every line, for exports: by township, then name."""
+async def all_lines(session: AsyncSession, batch_id: UUID, scope: UUID | None = None) -> list:
+    """Every line (in `scope`'s subtree when given), for exports: by township, then name."""
     q = select(lines).where(lines.c.batch_id == batch_id)
+    if scope is not None:
+        q = q.where(lines.c.unit_id.in_(subtree(scope)))
     return (
         await session.execute(q.order_by(lines.c.township_id, lines.c.cadre_name, *LINE_ORDER))
     ).all()

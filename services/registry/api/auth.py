@@ -7,13 +7,14 @@ from fastapi import APIRouter, Form
 from services.registry.api.deps import Kernel, Session, Settings
 from services.registry.schemas import Token
 from services.registry.service import users as user_service
+from shared.authz import PUBLIC
 from shared.runtime import ClockDep
 from shared.types import Text
 
 router = APIRouter(tags=["registry: auth"])
 
 
-@router.post("/auth/token", response_model=Token)
+@router.post("/auth/token", response_model=Token, dependencies=[PUBLIC])
 async def token(
     session: Session,
     kernel: Kernel,

@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import APIRouter
 
-from services.registry.access import Admin, Anyone
+from services.registry.access import Admin, StaffOrOwn
 from services.registry.api.deps import Session
 from services.registry.schemas import (
     CadreCreate,
@@ -34,7 +34,7 @@ async def create_cadre(data: CadreCreate, session: Session, clock: ClockDep, pri
 @router.get("/cadres", response_model=Page[CadrePublic])
 async def list_cadres(
     session: Session,
-    principal: Anyone,
+    principal: StaffOrOwn,
     paging: Paging,
     unit_id: uuid.UUID | None = None,
     category: CadreCategory | None = None,
@@ -54,7 +54,7 @@ async def list_cadres(
 
 
 @router.get("/cadres/{cadre_id}", response_model=CadrePublic)
-async def get_cadre(cadre_id: uuid.UUID, session: Session, principal: Anyone):
+async def get_cadre(cadre_id: uuid.UUID, session: Session, principal: StaffOrOwn):
     """One cadre: oneself, or any in scope for staff."""
     return await cadre_service.visible_cadre(session, principal, cadre_id)
 
@@ -116,7 +116,7 @@ async def award_honor(data: HonorCreate, session: Session, clock: ClockDep, prin
 @router.get("/honors", response_model=Page[HonorPublic])
 async def list_honors(
     session: Session,
-    principal: Anyone,
+    principal: StaffOrOwn,
     paging: Paging,
     cadre_id: uuid.UUID | None = None,
     unit_id: uuid.UUID | None = None,
@@ -138,7 +138,7 @@ async def list_honors(
 
 
 @router.get("/honors/{honor_id}", response_model=HonorPublic)
-async def get_honor(honor_id: uuid.UUID, session: Session, principal: Anyone):
+async def get_honor(honor_id: uuid.UUID, session: Session, principal: StaffOrOwn):
     """One honor."""
     return await honor_service.get_honor(session, principal, honor_id)
 

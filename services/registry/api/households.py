@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import APIRouter
 
-from services.registry.access import Admin, Anyone, Staff
+from services.registry.access import Admin, Staff, StaffOrOwn
 from services.registry.api.deps import Session
 from services.registry.schemas import (
     HouseholdCreate,
@@ -56,7 +56,7 @@ async def create_pairing(data: PairingCreate, session: Session, clock: ClockDep,
 @router.get("/pairings", response_model=Page[PairingPublic])
 async def list_pairings(
     session: Session,
-    principal: Anyone,
+    principal: StaffOrOwn,
     paging: Paging,
     cadre_id: uuid.UUID | None = None,
     household_id: uuid.UUID | None = None,
@@ -76,7 +76,7 @@ async def list_pairings(
 
 
 @router.get("/pairings/{pairing_id}", response_model=PairingPublic)
-async def get_pairing(pairing_id: uuid.UUID, session: Session, principal: Anyone):
+async def get_pairing(pairing_id: uuid.UUID, session: Session, principal: StaffOrOwn):
     """One pairing."""
     return await household_service.get_pairing(session, principal, pairing_id)
 

@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import APIRouter
 
-from services.registry.access import Admin, Anyone
+from services.registry.access import Admin, StaffOrOwn
 from services.registry.api.deps import Session
 from services.registry.schemas import (
     PostingCreate,
@@ -31,7 +31,7 @@ async def open_posting(data: PostingCreate, session: Session, clock: ClockDep, p
 @router.get("/postings", response_model=Page[PostingPublic])
 async def list_postings(
     session: Session,
-    principal: Anyone,
+    principal: StaffOrOwn,
     paging: Paging,
     cadre_id: uuid.UUID | None = None,
     unit_id: uuid.UUID | None = None,
@@ -55,7 +55,7 @@ async def list_postings(
 
 
 @router.get("/postings/{posting_id}", response_model=PostingPublic)
-async def get_posting(posting_id: uuid.UUID, session: Session, principal: Anyone):
+async def get_posting(posting_id: uuid.UUID, session: Session, principal: StaffOrOwn):
     """One posting."""
     return await posting_service.get_posting(session, principal, posting_id)
 

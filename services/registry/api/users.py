@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from services.registry.access import Admin, Anyone, UserReader
+from services.registry.access import Admin, Myself, UserReader, UserReaderOrSelf
 from services.registry.api.deps import Session, Settings
 from services.registry.schemas import (
     PasswordChange,
@@ -47,14 +47,14 @@ async def list_users(
 
 
 @router.get("/users/me", response_model=UserPublic)
-async def me(session: Session, principal: Anyone):
+async def me(session: Session, principal: Myself):
     """The caller's own user."""
     return await user_service.get_user(session, principal, principal.user_id)
 
 
 @router.post("/users/me/password", status_code=204)
 async def change_password(
-    data: PasswordChange, session: Session, settings: Settings, clock: ClockDep, principal: Anyone
+    data: PasswordChange, session: Session, settings: Settings, clock: ClockDep, principal: Myself
 ) -> Response:
     """Change one's own password (the current one is required)."""
     await user_service.change_password(
@@ -64,7 +64,7 @@ async def change_password(
 
 
 @router.get("/users/{user_id}", response_model=UserPublic)
-async def get_user(user_id: uuid.UUID, session: Session, principal: Anyone):
+async def get_user(user_id: uuid.UUID, session: Session, principal: UserReaderOrSelf):
     """One user: oneself, or any in scope for org_admin and auditor."""
     return await user_service.get_user(session, principal, user_id)
 
