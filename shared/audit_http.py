@@ -25,7 +25,7 @@ from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import Table, false, or_, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,7 +38,7 @@ from shared.audit import (
     current_actor,
     event_targets_and_unit,
 )
-from shared.auth import Principal, require_roles
+from shared.authz import Access, Authz
 from shared.contracts.enums import Role
 from shared.errors import InvalidInput
 from shared.pagination import Page, Paging, make_page
@@ -210,7 +210,7 @@ def audit_router(name: str, unit_closure: Table | None) -> APIRouter:
     async def list_audit(
         request: Request,
         paging: Paging,
-        principal: Annotated[Principal, Depends(require_roles(Role.auditor))],
+        principal: Annotated[Access, Authz(unit_closure).allow(Role.auditor)],
         since: datetime | None = None,
         until: datetime | None = None,
         actor_id: uuid.UUID | None = None,
