@@ -101,13 +101,14 @@ async def training_stats(
     unit_id: uuid.UUID | None = None,
     period: str = "month",
 ):
-    """Sessions and participant-times per period (month, quarter, year) in a subtree."""
+    """Sessions and participant-times per period (month, quarter, year) in a subtree (a
+    scoped user asks within its own: 403 outside it)."""
     year = clock.today().year
     return await training_service.statistics(
         session,
         principal=principal,
         date_from=date_from or date(year, 1, 1),
         date_to=date_to or date(year, 12, 31),
-        unit_id=unit_id,
+        unit_id=await principal.narrow(session, unit_id),
         period=period,
     )

@@ -98,10 +98,25 @@ async def _check_links(
     if Role.cadre in roles and cadre_id is None:
         raise InvalidInput("cadre_id", "a cadre user must be linked to a cadre")
     if cadre_id is not None:
-        await get_or_404(session, Cadre, cadre_id, "cadre")
+        cadre = await get_or_404(session, Cadre, cadre_id, "cadre")
+        # A login for a cadre is handed out only by an admin over that cadre's unit.
+        await ensure_in_scope(session, principal, cadre.unit_id)
         holder = await session.scalar(select(User.id).where(User.cadre_id == cadre_id))
         if holder is not None and holder != user_id:
             raise Conflict("that cadre already has a user", code="cadre_has_user")
+
+
+def ensure_grantable(principal: Principal, roles: list[Role], held: list[str] = ()) -> None:
+    """Nobody grants a role they don't hold. Two grants are part of the job: every org_admin
+    issues `cadre` logins (for cadres in its subtree), and the county-wide org_admin (the
+    organisation department) hands out the staff roles; roles the user holds already stay."""
+    if principal.unit_id is None and principal.has(Role.org_admin):
+        return
+    grantable = {*principal.roles, Role.cadre, *held}
+    if missing := [r.value for r in roles if r not in grantable]:
+        raise Forbidden(
+            f"you cannot grant roles you do not hold: {', '.join(missing)}", code="role_not_held"
+        )
 
 
 async def create_user(
@@ -114,6 +129,7 @@ async def create_user(
 ) -> User:
     check_password_policy(settings, data.password, "password")
     roles = list(dict.fromkeys(data.roles))
+    ensure_grantable(principal, roles)
     unit_id = data.unit_id if data.unit_id is not None else principal.unit_id
     await _check_links(session, principal, unit_id=unit_id, cadre_id=data.cadre_id, roles=roles)
     taken = Conflict(f"username {data.username} is taken", code="username_taken")
@@ -165,6 +181,10 @@ async def update_user(
     roles = list(dict.fromkeys(data.roles)) if data.roles is not None else list(user.roles)
     unit_id = data.unit_id if "unit_id" in given else user.unit_id
     cadre_id = data.cadre_id if "cadre_id" in given else user.cadre_id
+    changed = (set(roles) != set(user.roles), unit_id != user.unit_id, cadre_id != user.cadre_id)
+    if user.id == principal.user_id and any(changed):
+        raise Forbidden("nobody changes their own roles or scope", code="own_user")
+    ensure_grantable(principal, roles, held=user.roles)
     await _check_links(
         session, principal, unit_id=unit_id, cadre_id=cadre_id, roles=roles, user_id=user.id
     )
