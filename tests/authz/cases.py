@@ -4,6 +4,7 @@
 may succeed gets a fresh target on every call, so each principal meets the same state.
 """
 
+import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ from tests.authz.world import PASSWORD, Side, World
 
 Make = Callable[[World, Side], Awaitable[dict[str, Any]]]
 CASES: dict[tuple[str, str], Make] = {}
+_policy_months = itertools.count(0)
 R, A, INC = "/registry/v1", "/assessment/v1", "/incentives/v1"
 
 
@@ -492,10 +494,10 @@ simple(
 
 @case("POST", f"{INC}/policies")
 async def _(w, s):
-    i = await _tick() // 1000
+    i = next(_policy_months)  # each new version starts after the last one
     body = {
         "kind": "posted_subsidy",
-        "effective_from": f"{2030 + i}-01-01",
+        "effective_from": f"{2030 + i // 12}-{i % 12 + 1:02d}-01",
         "amounts": {"monthly": "2100.00"},
         "params": {"roles": ["first_secretary", "team_leader", "member"]},
     }

@@ -204,10 +204,16 @@ async def test_scoped_admin_manages_users_in_the_subtree_only(system):
     inside = await post(
         system,
         "/users",
-        {"username": "clerk", "password": "long enough", "roles": ["inspector"]},
+        {"username": "clerk", "password": "long enough", "roles": ["org_admin"]},
         headers=scoped,
     )
     assert inside["unit_id"] == t["town"]["id"]  # a scoped admin's users inherit the scope
+    r = await system.client.post(
+        f"{API}/users",
+        json={"username": "helper", "password": "long enough", "roles": ["inspector"]},
+        headers=scoped,
+    )
+    assert (r.status_code, r.json()["code"]) == (403, "role_not_held")  # it holds no inspector
     village_user = await make_user(system, roles=["finance"], unit_id=t["village"]["id"])
     other = await make_user(system, roles=["finance"], unit_id=t["town2"]["id"])
     r = await system.client.post(
