@@ -2,7 +2,7 @@
 their changes
 
 Revision ID: 8e99a622d8ab
-Revises: 3c1f2a9e7b10
+Revises: 9dc279f9d3bb
 Create Date: 2026-12-03
 
 Each event about one of these carries its `version` (shared.versions); existing rows
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "8e99a622d8ab"
-down_revision: str | Sequence[str] | None = "3c1f2a9e7b10"
+down_revision: str | Sequence[str] | None = "9dc279f9d3bb"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
