@@ -90,7 +90,7 @@ async def test_a_database_outage_is_waited_out_in_order_and_never_dead_lettered(
         rt = app.state.runtimes["toy"]
         runner = rt.runner
         await note(client, "warm", 1)
-        await settle(app)
+        await settle(app, timeout=120)
         kafka = getattr(runner.consumer, "consumer", None)  # the aiokafka member, if any
         generation = kafka._coordinator.generation if kafka else None
 
@@ -113,7 +113,7 @@ async def test_a_database_outage_is_waited_out_in_order_and_never_dead_lettered(
             assert kafka._coordinator.generation == generation and kafka.assignment()
 
         monkeypatch.setattr(toy, "OUTAGE", False)
-        await settle(app)
+        await settle(app, timeout=120)
         row = await tally(app, "t")
         assert (row.count, row.last_seq, row.in_order) == (2, 2, True)
         assert runner.dead == 0 and app.state.transport.sent["frontline.toy.dlq"] == 0
@@ -139,7 +139,7 @@ async def test_an_unreadable_key_or_a_null_header_is_dead_lettered_not_a_jam(kaf
             return runner.dead == 2
 
         await until(both_dead)
-        await settle(app)
+        await settle(app, timeout=120)
         assert (await tally(app, "after")).count == 1
         dead = await transport.read("frontline.toy.dlq")
         errors = sorted(m.headers["error"] for m in dead)
@@ -224,7 +224,7 @@ async def test_a_publish_that_fails_part_way_never_lets_a_later_event_of_a_key_o
         # The key whose send failed left only its prefix the first time, then the whole.
         assert {tuple(v) for v in log.values()} == {(1, 1, 2, 3, 4, 5), (1, 2, 3, 4, 5) * 2}
         await app.state.runtimes["toy"].start()  # now the consumer applies them
-        await settle(app)
+        await settle(app, timeout=120)
         for key in ("a", "b"):
             row = await tally(app, key)
             assert (row.count, row.last_seq, row.in_order) == (5, 5, True)
@@ -291,6 +291,6 @@ async def test_a_committed_offset_lost_to_retention_is_reported_loudly(kafka_ker
         health = (await client.get("/toy/health")).json()
         assert health["consumer"].startswith("events lost to retention")
         assert health["consumer_gaps"] == runner.gaps
-        await settle(app)
+        await settle(app, timeout=120)
         row = await tally(app, "r")
         assert (row.count, row.last_seq) == (2, 5)  # 2, 3, 4 were never seen
