@@ -37,6 +37,7 @@ from services.main import SERVICES, embedded_app, service_app, specs
 from shared import audit, dlq, logs, tracing
 from shared.clock import Clock
 from shared.db import make_engine
+from shared.keys import KeyConfigError
 from shared.migrate import upgrade
 from shared.runtime import make_transport
 from shared.settings import KernelSettings
@@ -120,8 +121,20 @@ def run(
     user = kernel.bootstrap_admin_username or "admin"
     out.print(f"Frontline (embedded) on http://127.0.0.1:{port}")
     out.print(f"  services: /registry  /assessment  /incentives   data: {kernel.var_dir}/")
-    out.print(f"  bootstrap admin: {user}")
-    uvicorn.run(embedded_app(kernel=kernel), host=host, port=port, **_UVICORN)
+    if kernel.bootstrap_admin_password:
+        out.print(f"  bootstrap admin: {user}")
+    else:
+        out.print(f"  admin: {user}; a first start prints its generated password once")
+    uvicorn.run(_app_or_exit(lambda: embedded_app(kernel=kernel)), host=host, port=port, **_UVICORN)
+
+
+def _app_or_exit(make_app):
+    """The app, or exit naming the missing setting (keys are required distributed)."""
+    try:
+        return make_app()
+    except KeyConfigError as exc:
+        err.print(f"[red]frontline: {exc}[/red]")
+        raise typer.Exit(2) from exc
 
 
 def serve_factory():
@@ -158,7 +171,8 @@ def serve(
             **_UVICORN,
         )
     else:
-        uvicorn.run(service_app(service, kernel=kernel), host=host, port=port, **_UVICORN)
+        app_ = _app_or_exit(lambda: service_app(service, kernel=kernel))
+        uvicorn.run(app_, host=host, port=port, **_UVICORN)
 
 
 @app.command()
@@ -237,8 +251,9 @@ def simulate(
     admin_password: Annotated[
         str, typer.Option(envvar="FRONTLINE_BOOTSTRAP_ADMIN_PASSWORD")
     ] = "admin",
-    jwt_secret: Annotated[
-        str, typer.Option(help="sign cadre tokens locally instead of a user per cadre")
+    jwt_private_key_file: Annotated[
+        str,
+        typer.Option(help="the registry's signing key (PEM): mint cadre tokens, skip logins"),
     ] = "",
 ) -> None:
     """Phones signing in against a running Frontline (the benchmarks' load generator)."""
@@ -252,7 +267,7 @@ def simulate(
         connections=connections,
         admin_user=admin_user,
         admin_password=admin_password,
-        jwt_secret=jwt_secret,
+        jwt_private_key_file=jwt_private_key_file,
     )
     _print(asyncio.run(load(args)))
 

@@ -1,6 +1,6 @@
-"""JWT verification (issuer = registry) and the FastAPI dependencies for roles and self-access.
-
-Tokens are verified locally by every service: no call to the registry per request.
+"""Access tokens: the registry signs them (EdDSA, shared/keys.py), every service verifies
+them locally, with public keys only, and checks the user's token version against its
+in-process projection (shared/revocation.py). No call to the registry per request.
 Expiry is checked against the injectable clock, so tests can age a token.
 """
 
@@ -16,7 +16,8 @@ from pydantic import BaseModel
 
 from shared.clock import Clock
 from shared.contracts.enums import Role
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import Forbidden, Unauthorized, Unavailable
+from shared.keys import ALGORITHM, KeyRing
 from shared.settings import KernelSettings
 
 _bearer = HTTPBearer(auto_error=False)
@@ -28,6 +29,7 @@ class Principal(BaseModel):
     roles: list[Role]
     unit_id: UUID | None = None
     cadre_id: UUID | None = None
+    token_version: int = 1
 
     def has(self, *roles: Role | str) -> bool:
         return any(r in self.roles for r in roles)
@@ -42,7 +44,9 @@ class Principal(BaseModel):
         raise Forbidden("not your record", code="not_own_record")
 
 
-def issue_token(settings: KernelSettings, clock: Clock, principal: Principal) -> tuple[str, int]:
+def issue_token(
+    keys: KeyRing, settings: KernelSettings, clock: Clock, principal: Principal
+) -> tuple[str, int]:
     now = clock.now()
     ttl = settings.token_ttl_seconds
     claims = {
@@ -52,41 +56,74 @@ def issue_token(settings: KernelSettings, clock: Clock, principal: Principal) ->
         "roles": [str(r) for r in principal.roles],
         "unit_id": str(principal.unit_id) if principal.unit_id else None,
         "cadre_id": str(principal.cadre_id) if principal.cadre_id else None,
+        "ver": principal.token_version,
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(seconds=ttl)).timestamp()),
     }
-    return jwt.encode(claims, settings.jwt_secret, algorithm=settings.jwt_algorithm), ttl
+    return keys.sign(claims), ttl
 
 
-def verify_token(settings: KernelSettings, clock: Clock, token: str) -> Principal:
+def token_kid(token: str) -> str:
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("invalid token", code="invalid_token") from exc
+    if not isinstance(kid, str):
+        raise Unauthorized("invalid token: no key id", code="invalid_token")
+    return kid
+
+
+def verify_token(keys: KeyRing, settings: KernelSettings, clock: Clock, token: str) -> Principal:
+    """The token's principal if a key we hold signed it and it has not expired (else 401).
+
+    Only EdDSA is accepted, so HS256 with a guessed secret and alg=none fail here; the
+    token version is checked by the caller against the projection.
+    """
+    key = keys.get(token_kid(token))
+    if key is None:
+        raise Unauthorized("invalid token: unknown signing key", code="invalid_token")
+    principal, exp = _decode(key, settings, token)
+    _check_expiry(exp, clock)
+    return principal
+
+
+def _check_expiry(exp: float, clock: Clock) -> None:
+    if exp <= clock.now().timestamp():
+        raise Unauthorized("token expired", code="token_expired")
+
+
+def _decode(key, settings: KernelSettings, token: str) -> tuple[Principal, float]:
+    """The principal and expiry of a token whose signature `key` verifies (else 401)."""
     try:
         claims = jwt.decode(
             token,
-            settings.jwt_secret,
-            algorithms=[settings.jwt_algorithm],
+            key,
+            algorithms=[ALGORITHM],
             issuer=settings.jwt_issuer,
             # Times are checked against the injectable clock below, not the machine's.
             options={
                 "verify_exp": False,
                 "verify_iat": False,
                 "verify_nbf": False,
-                "require": ["exp", "sub", "iss"],
+                "require": ["exp", "sub", "iss", "ver"],
             },
         )
     except jwt.PyJWTError as exc:
         raise Unauthorized("invalid token", code="invalid_token") from exc
-    if claims["exp"] <= clock.now().timestamp():
-        raise Unauthorized("token expired", code="token_expired")
+    if not isinstance(claims["exp"], int | float):
+        raise Unauthorized("invalid token claims", code="invalid_token")
     try:
-        return Principal(
+        principal = Principal(
             user_id=claims["sub"],
             username=claims.get("name", ""),
             roles=claims.get("roles", []),
             unit_id=claims.get("unit_id"),
             cadre_id=claims.get("cadre_id"),
+            token_version=claims["ver"],
         )
     except ValueError as exc:
         raise Unauthorized("invalid token claims", code="invalid_token") from exc
+    return principal, claims["exp"]
 
 
 async def current_principal(
@@ -95,9 +132,28 @@ async def current_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing bearer token", code="missing_token")
-    principal = verify_token(
-        request.app.state.kernel, request.app.state.clock, credentials.credentials
-    )
+    state = request.app.state
+    token = credentials.credentials
+    keys: KeyRing = state.keys
+    # A token verified before is not verified again (an Ed25519 check costs ~100 µs, a
+    # dict lookup nothing); expiry and token version are still checked on every request.
+    verified = keys.verified.get(token)
+    if verified is None:
+        key = await keys.find(token_kid(token))
+        if key is None and keys.fetch_failed:
+            # Not the token's fault: the registry's keys are out of reach. Retry, keep it.
+            raise Unavailable(
+                "the token signing keys cannot be fetched now", code="keys_unavailable"
+            )
+        if key is None:
+            raise Unauthorized("invalid token: unknown signing key", code="invalid_token")
+        verified = _decode(key, state.kernel, token)
+        keys.remember(token, verified)
+    principal, exp = verified
+    _check_expiry(exp, state.clock)
+    refusal = state.token_versions.refusal(principal.user_id, principal.token_version)
+    if refusal is not None:
+        raise Unauthorized(refusal, code="token_revoked")
     request.state.principal = principal  # the actor of the request's audit row and events
     return principal
 

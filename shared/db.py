@@ -31,8 +31,14 @@ NAMING_CONVENTION = {
 
 
 def service_base(name: str) -> type[SQLModel]:
-    """A SQLModel base with a metadata of its own, for one service's tables."""
+    """A SQLModel base with a metadata of its own, for one service's tables.
+
+    The kernel's own tables (migrated by the kernel branch) are declared on it here.
+    """
+    from shared.revocation import declare_table
+
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    declare_table(metadata)
     return type(f"{name.title()}Base", (SQLModel,), {}, registry=registry(metadata=metadata))
 
 

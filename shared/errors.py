@@ -59,6 +59,22 @@ class Conflict(DomainError):
     status, code, title = 409, "conflict", "Conflict"
 
 
+class Unavailable(DomainError):
+    """503: a dependency is out of reach for now (the client should retry, not give up)."""
+
+    status, code, title = 503, "unavailable", "Service unavailable"
+
+
+class TooManyRequests(DomainError):
+    """429 with `Retry-After` (whole seconds)."""
+
+    status, code, title = 429, "too_many_requests", "Too many requests"
+
+    def __init__(self, message: str = "", *, retry_after: int, code: str | None = None):
+        super().__init__(message, code=code, retry_after=retry_after)
+        self.retry_after = retry_after
+
+
 def problem_response(
     status: int, body: dict[str, Any], headers: dict | None = None
 ) -> JSONResponse:
@@ -72,6 +88,8 @@ def _field_of(loc: tuple) -> str:
 
 async def _domain(_: Request, exc: DomainError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
     return problem_response(exc.status, exc.problem(), headers)
 
 

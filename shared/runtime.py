@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,10 +24,13 @@ from shared.audit import MUTATING, ensure_pg_function
 from shared.audit_http import RequestIdMiddleware, audit_router, record_request
 from shared.authz import PUBLIC
 from shared.clock import Clock
+from shared.contracts.registry import UserUpserted
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import install_error_handlers
-from shared.events import catalogue
+from shared.events import Envelope, catalogue
+from shared.http_headers import SecurityHeaders, add_service_openapi, docs_public
 from shared.inbox import ConsumerRunner, Handlers
+from shared.keys import KeyRing
 from shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from shared.metrics import RequestMetrics
 from shared.metrics import render as render_metrics
@@ -34,6 +38,8 @@ from shared.migrate import upgrade
 from shared.outbox import Relay, backlog
 from shared.pagination import cursor_key
 from shared.prune import prune_job
+from shared.revocation import TABLE as TOKEN_VERSIONS
+from shared.revocation import TokenVersions
 from shared.settings import KernelSettings, ServiceSettings
 from shared.transport import LocalBus, Transport
 from shared.types import clean_params
@@ -55,6 +61,8 @@ class ServiceSpec:
     background: list[Callable[["ServiceRuntime"], Awaitable[None]]] = field(default_factory=list)
     # The service's unit closure, (ancestor_id, unit_id): scopes its audit log to a subtree.
     unit_closure: Table | None = None
+    # The one service holding the private key (the registry): it signs tokens, serves JWKS.
+    signs_tokens: bool = False
 
 
 class ServiceRuntime:
@@ -66,8 +74,10 @@ class ServiceRuntime:
         settings: ServiceSettings,
         clock: Clock,
         transport: Transport,
+        token_versions: TokenVersions | None = None,
     ):
         self.spec, self.name = spec, spec.name
+        self.token_versions = token_versions if token_versions is not None else TokenVersions()
         self.kernel, self.settings = kernel, settings
         self.clock, self.transport = clock, transport
         self.url = settings.url_or_default(spec.name, kernel.var_dir)
@@ -82,24 +92,58 @@ class ServiceRuntime:
             idle_seconds=kernel.relay_idle_seconds,
             linger_seconds=kernel.relay_linger_seconds,
         )
-        self.runner = (
-            ConsumerRunner(
-                group=f"{kernel.kafka.client_id_prefix}-{spec.name}",
-                handlers=spec.handlers,
-                transport=transport,
-                sessionmaker=self.sessionmaker,
-                clock=clock,
-                max_attempts=kernel.consumer_max_attempts,
-                retry_seconds=kernel.consumer_retry_seconds,
-                backoff_max_seconds=kernel.consumer_backoff_max_seconds,
-                after_commit=self.relay.wake,
-            )
-            if spec.handlers and spec.handlers.by_type
-            else None
+        self.runner = ConsumerRunner(
+            group=f"{kernel.kafka.client_id_prefix}-{spec.name}",
+            handlers=self._handlers(),
+            transport=transport,
+            sessionmaker=self.sessionmaker,
+            clock=clock,
+            max_attempts=kernel.consumer_max_attempts,
+            retry_seconds=kernel.consumer_retry_seconds,
+            backoff_max_seconds=kernel.consumer_backoff_max_seconds,
+            after_commit=self.relay.wake,
         )
         self.tasks: list[asyncio.Task] = []
         # Called on stop, before the engine is disposed (pools a service opened itself).
         self.closers: list[Callable[[], Awaitable[None]]] = []
+
+    def _handlers(self) -> Handlers:
+        """The service's handlers plus the kernel's: every service projects users' token
+        versions (shared/revocation.py), before its own handler of the same event runs."""
+        handlers = Handlers()
+        handlers.by_type.update(self.spec.handlers.by_type if self.spec.handlers else {})
+        own = handlers.by_type.get(UserUpserted.TYPE)
+        table = self.spec.metadata.tables[TOKEN_VERSIONS]
+
+        async def on_user(session: AsyncSession, p: UserUpserted, env: Envelope) -> None:
+            await self.token_versions.apply(
+                session,
+                table,
+                user_id=p.user_id,
+                version=p.token_version,
+                active=p.active,
+                now=self.clock.now(),
+            )
+            if own is not None:
+                await own(session, p, env)
+
+        handlers.by_type[UserUpserted.TYPE] = on_user
+        return handlers
+
+    async def load_token_versions(self) -> int:
+        """Learn this database's token versions changed since the last read."""
+        async with self.sessionmaker() as session:
+            return await self.token_versions.load(
+                session,
+                self.spec.metadata.tables[TOKEN_VERSIONS],
+                source=self.name,
+                overlap=timedelta(seconds=5 * self.kernel.token_versions_refresh_seconds + 5),
+            )
+
+    async def _refresh_token_versions(self) -> None:
+        while True:
+            await asyncio.sleep(self.kernel.token_versions_refresh_seconds)
+            await self.load_token_versions()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -117,10 +161,11 @@ class ServiceRuntime:
             await ensure_pg_function(self.engine)  # the audit chain's lock-and-append
         if self.spec.on_start:
             await self.spec.on_start(self)
+        await self.load_token_versions()
         if workers:
             self.tasks.append(self._supervise("relay", self.relay.run))
-            if self.runner:
-                self.tasks.append(self._supervise("consumer", self.runner.run))
+            self.tasks.append(self._supervise("consumer", self.runner.run))
+            self.tasks.append(self._supervise("token-versions", self._refresh_token_versions))
             self.tasks.append(self._supervise("prune", lambda: prune_job(self)))
             for job in self.spec.background:
                 self.tasks.append(self._supervise(job.__name__, lambda job=job: job(self)))
@@ -270,21 +315,35 @@ def build_app(
     transport: Transport | None = None,
     service_settings: dict[str, ServiceSettings] | None = None,
     workers: bool = True,
+    keys: KeyRing | None = None,
 ) -> FastAPI:
-    """One app for the given services, each under `/<name>`; runs their workers in lifespan."""
+    """One app for the given services, each under `/<name>`; runs their workers in lifespan.
+
+    Raises KeyConfigError (naming the setting) when the token keys are not configured.
+    """
     kernel = kernel or KernelSettings()
+    keys = keys or KeyRing.from_settings(kernel, signs=any(s.signs_tokens for s in specs))
+    # One cache for the app: embedded, the three services learn users' versions together.
+    token_versions = TokenVersions()
     clock = clock or Clock()
     transport = transport or make_transport(kernel, "-".join(s.name for s in specs), clock)
     service_settings = service_settings or {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if keys.jwks_url and not keys.can_sign:
+            await keys.refresh()  # the registry may not be up yet: then on the first token
         await transport.start()
         runtimes = app.state.runtimes
         for spec in specs:
             settings = service_settings.get(spec.name) or spec.settings_cls()
             runtimes[spec.name] = ServiceRuntime(
-                spec, kernel=kernel, settings=settings, clock=clock, transport=transport
+                spec,
+                kernel=kernel,
+                settings=settings,
+                clock=clock,
+                transport=transport,
+                token_versions=token_versions,
             )
         try:
             for rt in runtimes.values():
@@ -295,10 +354,18 @@ def build_app(
                 await rt.stop()
             await transport.stop()
 
-    app = FastAPI(title="Frontline", lifespan=lifespan)
+    public = docs_public(kernel)
+    app = FastAPI(
+        title="Frontline",
+        lifespan=lifespan,
+        docs_url="/docs" if public else None,
+        redoc_url="/redoc" if public else None,
+        openapi_url="/openapi.json" if public else None,
+    )
     app.state.kernel, app.state.clock, app.state.transport = kernel, clock, transport
     app.state.runtimes = {}
     app.state.cursor_key = cursor_key(kernel)  # distributed mode without one refuses to start
+    app.state.keys, app.state.token_versions = keys, token_versions
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)
     app.add_middleware(RequestIdMiddleware)
@@ -306,15 +373,28 @@ def build_app(
     for spec in specs:
         prefix = f"/{spec.name}"
         app.include_router(spec.router, prefix=prefix, dependencies=clean)
-        app.include_router(_service_routes(spec.name), prefix=prefix)
+        app.include_router(_service_routes(spec), prefix=prefix)
         app.include_router(
             audit_router(spec.name, spec.unit_closure), prefix=prefix, dependencies=clean
         )
+        if public:
+            add_service_openapi(app, spec.name)
+    app.add_middleware(SecurityHeaders)
     return app
 
 
-def _service_routes(name: str) -> APIRouter:
+def _service_routes(spec: ServiceSpec) -> APIRouter:
+    name = spec.name
     router = APIRouter(tags=[name], dependencies=[PUBLIC])
+
+    if spec.signs_tokens:
+
+        @router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
+        async def jwks(request: Request) -> JSONResponse:
+            # Short cache: a rotation must reach verifiers well within a token's lifetime.
+            return JSONResponse(
+                request.app.state.keys.jwks(), headers={"Cache-Control": "public, max-age=300"}
+            )
 
     @router.get("/health", summary=f"{name}: database, broker, outbox backlog, consumer lag")
     async def health(request: Request) -> JSONResponse:

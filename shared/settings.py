@@ -51,12 +51,21 @@ class KernelSettings(BaseSettings):
     var_dir: Path = Path("var")
     # The local bus is a small durable log (SQLite) shared by the services of one process.
     bus_url: str = ""
-    jwt_secret: str = "dev-only-change-me-frontline-secret-32b"
     # Signs list cursors; embedded mode generates var/cursor.key when empty (shared.pagination).
     cursor_secret: str = ""
+    # Access tokens (shared/keys.py): no default key anywhere. Embedded mode makes its own
+    # under var/; distributed mode refuses to start without these.
+    jwt_private_key: str = ""  # the registry's Ed25519 signing key, PEM
+    jwt_public_keys: str = ""  # further keys accepted (rotation): PEM blocks or a JWKS
+    jwks_url: str = ""  # verifying services: the registry's /registry/.well-known/jwks.json
+    jwks_min_refresh_seconds: float = 5.0
     jwt_issuer: str = "frontline-registry"
-    jwt_algorithm: str = "HS256"
     token_ttl_seconds: int = 8 * 3600
+    # How often each process re-reads the token-version projection (replicas of a service
+    # share a database but each applies only its partitions' events).
+    token_versions_refresh_seconds: float = 1.0
+    # Docs and OpenAPI: always public embedded; distributed only when this is set.
+    public_docs: bool = False
     bootstrap_admin_username: str = ""
     bootstrap_admin_password: str = ""
     timezone: str = "Asia/Shanghai"

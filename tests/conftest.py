@@ -17,7 +17,7 @@ from shared.runtime import build_app
 from shared.settings import KafkaSettings, KernelSettings, ServiceSettings
 from tests.infra.kafka import Broker, broker_kinds
 from tests.infra.postgres import create_database, drop_database, unique_db_name
-from tests.support import DEFAULT_NOW, System
+from tests.support import ADMIN, DEFAULT_NOW, System
 
 pytest_plugins = ["tests.infra.fixtures"]
 
@@ -41,6 +41,8 @@ def services() -> list[str]:
 def kernel_settings(tmp_path) -> KernelSettings:
     return KernelSettings(
         var_dir=tmp_path,
+        bootstrap_admin_username=ADMIN[0],
+        bootstrap_admin_password=ADMIN[1],
         relay_idle_seconds=0.05,
         consumer_retry_seconds=0.01,
         run_scheduler=False,

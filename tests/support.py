@@ -19,6 +19,9 @@ from shared.runtime import ServiceRuntime, settle
 from shared.settings import KernelSettings
 from shared.transport import Record
 
+# The bootstrap org_admin every test system starts with (tests/conftest.py).
+ADMIN = ("admin", "test-bootstrap-chief-9")
+
 _versions = itertools.count(1)
 
 
@@ -64,17 +67,31 @@ class System:
         *roles: Role | str,
         cadre_id: uuid.UUID | str | None = None,
         unit_id: uuid.UUID | str | None = None,
-        user_id: uuid.UUID | None = None,
+        user_id: uuid.UUID | str | None = None,
         username: str = "tester",
+        version: int | None = None,
     ) -> str:
+        """A token signed with the app's key, as the registry would issue it.
+
+        Services refuse users they have not heard of (shared/revocation.py); a test user
+        made up here is announced to the app's token-version cache, at the version the
+        cache knows (or 1), as the registry's user event would.
+        """
+        user_id = uuid.UUID(str(user_id)) if user_id else uuid.uuid4()
+        versions = self.app.state.token_versions
+        if version is None:
+            version = (versions.known(user_id) or (1, True))[0]
+        if versions.known(user_id) is None:
+            versions.learn(user_id, version, True)
         principal = Principal(
-            user_id=user_id or uuid.uuid4(),
+            user_id=user_id,
             username=username,
             roles=list(roles or [Role.org_admin]),
             cadre_id=cadre_id,
             unit_id=unit_id,
+            token_version=version,
         )
-        return issue_token(self.kernel, self.clock, principal)[0]
+        return issue_token(self.app.state.keys, self.kernel, self.clock, principal)[0]
 
     def headers(self, *roles: Role | str, **kwargs) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(*roles, **kwargs)}"}

@@ -15,10 +15,14 @@ from shared.runtime import ServiceRuntime, ServiceSpec, build_app
 
 
 async def on_start(rt: ServiceRuntime) -> None:
-    """Settle the settings class, then make sure there is an org_admin to log in with."""
+    """Settle the settings class, announce users the services may not know yet, then make
+    sure there is an org_admin to log in with."""
     rt.settings = registry_settings(rt.settings)
     import_service.parser_pool().submit(int)  # start the upload parser now, not on first use
+    # Revocations reach this process's token-version cache on commit (service/users.py).
+    rt.sessionmaker.configure(info={"token_versions": rt.token_versions})
     async with rt.transaction() as session:
+        await user_service.publish_unprojected_users(session, clock=rt.clock)
         await user_service.bootstrap_admin(
             session, kernel=rt.kernel, settings=rt.settings, clock=rt.clock
         )
@@ -33,6 +37,7 @@ spec = ServiceSpec(
     handlers=handlers,
     on_start=on_start,
     unit_closure=models.UnitTree.__table__,
+    signs_tokens=True,
 )
 
 

@@ -143,6 +143,8 @@ class User(Base, table=True):
     unit_id: uuid.UUID | None = Field(default=None, foreign_key="org_unit.id", index=True)
     cadre_id: uuid.UUID | None = Field(default=None, foreign_key="cadre.id", unique=True)
     active: bool = True
+    # Bumped by every change that must end the user's tokens (shared/revocation.py).
+    token_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     password_changed_at: datetime = _ts()
     created_at: datetime = _ts()
     updated_at: datetime = _ts()

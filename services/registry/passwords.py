@@ -2,6 +2,7 @@
 
 import asyncio
 from functools import lru_cache
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -46,10 +47,35 @@ def needs_rehash(settings: RegistrySettings, stored: str) -> bool:
 
 
 @lru_cache
-def _dev_admin_hash(ph: PasswordHasher) -> str:
-    return ph.hash("admin")
+def _bootstrap_hash(ph: PasswordHasher, password: str) -> str:
+    return ph.hash(password)
 
 
-async def dev_admin_hash(settings: RegistrySettings) -> str:
-    # 'admin' is public anyway; one hash per process keeps every embedded start fast.
-    return await asyncio.to_thread(_dev_admin_hash, hasher(settings))
+async def bootstrap_hash(settings: RegistrySettings, password: str) -> str:
+    """The bootstrap admin's hash, once per process (tests start many empty registries)."""
+    return await asyncio.to_thread(_bootstrap_hash, hasher(settings), password)
+
+
+COMMON_PASSWORDS_FILE = Path(__file__).with_name("common_passwords.txt")
+
+
+@lru_cache
+def common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(p.strip().casefold() for p in lines if p.strip() and not p.startswith("#"))
+
+
+def password_problem(password: str, *, username: str, min_length: int) -> str | None:
+    """Why `password` is refused, or None: long enough, not a common one (spaces and case
+    aside), not the username inside it, and not a run of two or three characters."""
+    folded = password.casefold()
+    if len(password) < min_length:
+        return f"at least {min_length} characters"
+    if len(set(folded.replace(" ", ""))) < 4:
+        return "too few different characters"
+    if folded in common_passwords() or folded.replace(" ", "") in common_passwords():
+        return "too common: it is on the list of passwords tried first"
+    name = username.strip().casefold()
+    if name and name in folded:
+        return "must not contain the username"
+    return None

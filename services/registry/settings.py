@@ -10,7 +10,13 @@ class RegistrySettings(ServiceSettings):
     argon2_time_cost: int = 3
     argon2_memory_cost_kib: int = 65536
     argon2_parallelism: int = 4
-    password_min_length: int = 8
+    password_min_length: int = 10
+    # Login brakes (services/registry/throttle.py has the numbers and why).
+    login_user_free_failures: int = 5
+    login_user_max_lock_seconds: float = 300
+    login_address_free_failures: int = 20
+    login_address_max_lock_seconds: float = 900
+    login_failure_half_life_seconds: float = 600
     # All rows or none: a file bigger than this is refused before it is read into memory.
     import_max_rows: int = 50_000
     # Refused while reading (an XLSX by its declared size first): 50,000 rows x 40 columns

@@ -119,12 +119,17 @@ class HonorRevoked(EventPayload):
 
 @event_type("registry.user.upserted")
 class UserUpserted(EventPayload):
+    """A user's whole current state. `token_version` grows with every change that must end
+    the user's tokens (deactivation, reactivation, password, roles, scope, cadre link):
+    every service refuses tokens older than it (shared/revocation.py)."""
+
     user_id: UUID
     username: str
     roles: list[Role]
     unit_id: UUID | None = None
     cadre_id: UUID | None = None
     active: bool = True
+    token_version: int = 1
 
 
 @event_type("registry.pairing.changed")

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from shared.devstack.postgres import _run_sync, create_database, drop_database, unique_db_name
+from shared.keys import new_private_pem
 
 SERVICES = ("registry", "assessment", "incentives")
 DEFAULT_PORTS = {"registry": 8001, "assessment": 8002, "incentives": 8003}
@@ -54,6 +55,8 @@ class Stack:
         self.databases = {s: unique_db_name(f"{s}_{self.run_id}") for s in SERVICES}
         self.extra_env = extra_env or {}
         self.replication_factor = replication_factor
+        # The registry signs with this key; the others fetch its public half (JWKS).
+        self.private_key = new_private_pem().decode()
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def create_databases(self) -> None:
@@ -74,14 +77,13 @@ class Stack:
         base = self.pg_base.replace("postgresql://", f"{driver}://", 1)
         return f"{base}/{self.databases[service]}"
 
-    def env(self) -> dict[str, str]:
+    def env(self, service: str = "") -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTLINE_")}
         env.update(
             {
                 "FRONTLINE_MODE": "distributed",
                 "FRONTLINE_TRANSPORT": "kafka",
                 "FRONTLINE_VAR_DIR": str(self.log_dir),
-                "FRONTLINE_JWT_SECRET": f"stack-secret-{self.run_id}-0123456789abcdef",
                 "FRONTLINE_CURSOR_SECRET": f"stack-cursor-{self.run_id}-{os.urandom(8).hex()}",
                 "FRONTLINE_BOOTSTRAP_ADMIN_USERNAME": self.admin[0],
                 "FRONTLINE_BOOTSTRAP_ADMIN_PASSWORD": self.admin[1],
@@ -99,6 +101,10 @@ class Stack:
         )
         for s in SERVICES:
             env[f"FRONTLINE_{s.upper()}_DATABASE_URL"] = self.db_url(s)
+        if service == "registry":
+            env["FRONTLINE_JWT_PRIVATE_KEY"] = self.private_key
+        else:
+            env["FRONTLINE_JWKS_URL"] = f"{self.url('registry')}/registry/.well-known/jwks.json"
         env.update(self.extra_env)
         return env
 
@@ -111,7 +117,7 @@ class Stack:
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "serve", service, "--port", str(port)],
             cwd=ROOT,
-            env=self.env(),
+            env=self.env(service),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -214,11 +214,12 @@ async def test_poison_event_to_dlq_consumers_go_on_and_the_cli_inspects_and_repl
     # Delivery is at-least-once, dead letters too: count distinct (group, source offset).
     dead = [json.loads(line) for line in cli("list", "frontline.registry.dlq").splitlines()]
     origins = {(d["consumer_group"].rsplit("-", 1)[1], d["source_offset"]) for d in dead}
-    assert sorted(group for group, _ in origins) == ["assessment", "incentives"]
+    # Every service consumes the registry's topic (users' token versions, the registry too).
+    assert sorted(group for group, _ in origins) == ["assessment", "incentives", "registry"]
     assert all(d["raw"] == "{not an event" and "undecodable" in d["error"] for d in dead)
     assert "replayed 1 event(s)" in cli("replay", "frontline.registry.dlq")
     await api.settle()
     again = [json.loads(line) for line in cli("list", "frontline.registry.dlq").splitlines()]
     # Still poison: each group dead-letters the replayed copy, found at a new source offset.
     origins_again = {(d["consumer_group"], d["source_offset"]) for d in again}
-    assert len(origins_again) == 4
+    assert len(origins_again) == 6

@@ -50,9 +50,9 @@ async def running(tmp_path, url: str, *, workers: bool = True):
 
 def bearer(app, user_id: uuid.UUID, *roles: Role, username: str = "insp-li") -> dict[str, str]:
     principal = Principal(user_id=user_id, username=username, roles=list(roles))
-    return {
-        "Authorization": f"Bearer {issue_token(app.state.kernel, app.state.clock, principal)[0]}"
-    }
+    app.state.token_versions.learn(user_id, principal.token_version, True)  # as if announced
+    token = issue_token(app.state.keys, app.state.kernel, app.state.clock, principal)[0]
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def rows(app) -> list:

@@ -138,12 +138,13 @@ async def tamper(system: System, sql: str) -> None:
 
 async def test_verify_names_edited_deleted_and_inserted_rows(system, cli_env, capsys):
     admin_id = uuid.uuid4()
+    await system.settle()  # row 1: the registry applying its bootstrap admin's user event
     county = await unit_by(system, admin_id, "county")
     for _ in range(4):
         await unit_by(system, admin_id, "township", county["id"])
     assert await asyncio.to_thread(verify_cli, "registry") == 0
     intact = capsys.readouterr().out
-    assert "registry: 5 rows, chain intact, head 5:" in intact
+    assert "registry: 6 rows, chain intact, head 6:" in intact
 
     await tamper(system, "UPDATE audit_log SET actor_name = 'nobody' WHERE seq = 2")
     assert await asyncio.to_thread(verify_cli, "registry") == 1
@@ -172,5 +173,5 @@ async def test_verify_names_edited_deleted_and_inserted_rows(system, cli_env, ca
     assert await asyncio.to_thread(verify_cli, "registry") == 0
     assert await asyncio.to_thread(verify_cli, "registry", "--anchor", head) == 1
     assert (
-        "registry row 5: differs from or is missing against the anchor" in capsys.readouterr().out
+        "registry row 6: differs from or is missing against the anchor" in capsys.readouterr().out
     )

@@ -15,15 +15,18 @@ from tests.registry.factories import (
     make_user,
     post,
 )
+from tests.support import ADMIN
 
 
 def claims(system, token: str) -> dict:
-    verify_token(system.kernel, system.clock, token)  # signature, issuer, expiry by our clock
+    verify_token(
+        system.app.state.keys, system.kernel, system.clock, token
+    )  # signature, issuer, expiry by our clock
     return jwt.decode(token, options={"verify_signature": False})
 
 
-async def test_embedded_start_creates_the_dev_admin_once(system):
-    r = await login(system, "admin", "admin")
+async def test_start_creates_the_bootstrap_admin_once(system):
+    r = await login(system, *ADMIN)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["token_type"] == "bearer"
@@ -39,7 +42,7 @@ async def test_embedded_start_creates_the_dev_admin_once(system):
 
 
 async def test_bad_credentials_are_401_problem_json(system):
-    for username, password in [("admin", "wrong"), ("nobody", "admin"), ("", "")]:
+    for username, password in [("admin", "wrong"), ("nobody", ADMIN[1]), ("", "")]:
         r = await login(system, username, password)
         assert r.status_code in (401, 422), r.text
         assert r.headers["content-type"].startswith("application/problem+json")
@@ -69,6 +72,7 @@ async def test_create_user_then_log_in_with_its_roles(system):
             "unit_id": None,
             "cadre_id": None,
             "active": True,
+            "token_version": 1,
         }
     ]
 

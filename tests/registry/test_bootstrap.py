@@ -1,11 +1,14 @@
 """The first org_admin comes from settings (FRONTLINE_BOOTSTRAP_ADMIN_*), whatever the mode."""
 
+import re
+
 import pytest
 from sqlalchemy import delete
 
 from services.registry.models import User
 from services.registry.service.users import bootstrap_admin
 from services.registry.settings import registry_settings
+from shared.keys import new_private_pem
 from shared.settings import KernelSettings
 from tests.registry.factories import bus_events, get, login
 
@@ -16,6 +19,7 @@ def kernel_settings(tmp_path) -> KernelSettings:
         var_dir=tmp_path,
         mode="distributed",
         cursor_secret="bootstrap-test-cursor-secret",
+        jwt_private_key=new_private_pem().decode(),
         relay_idle_seconds=0.05,
         run_scheduler=False,
         bootstrap_admin_username="chief",
@@ -56,11 +60,15 @@ async def test_bootstrap_restores_the_admin_password_and_role(system):
     assert len(users["items"]) == 1
 
 
-async def test_without_settings_only_an_empty_embedded_run_gets_the_dev_admin(system):
+async def test_without_settings_an_empty_embedded_run_gets_a_generated_password_once(
+    system, capsys
+):
     rt = system.runtime("registry")
     settings = registry_settings(rt.settings)
     async with rt.transaction() as s:
         await s.execute(delete(User))
+    capsys.readouterr()
+    printed = []
     for mode, expected in [("distributed", []), ("embedded", ["admin"]), ("embedded", ["admin"])]:
         kernel = rt.kernel.model_copy(
             update={"bootstrap_admin_username": "", "bootstrap_admin_password": "", "mode": mode}
@@ -69,4 +77,10 @@ async def test_without_settings_only_an_empty_embedded_run_gets_the_dev_admin(sy
             await bootstrap_admin(s, kernel=kernel, settings=settings, clock=rt.clock)
         users = await get(system, "/users")
         assert [u["username"] for u in users["items"]] == expected, mode
-    assert (await login(system, "admin", "admin")).status_code == 200
+        printed.append(capsys.readouterr().out)
+    # Printed on the start that made the admin, and only then.
+    assert printed[0] == "" and printed[2] == ""
+    [password] = re.findall(r"generated admin login: admin / (\S+)", printed[1])
+    assert len(password) >= 16
+    assert (await login(system, "admin", "admin")).status_code == 401
+    assert (await login(system, "admin", password)).status_code == 200

@@ -1,17 +1,19 @@
 """Users, roles and credentials (identity lives in the registry; tokens are JWTs)."""
 
+import secrets
 import uuid
 from typing import Any
 
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import String, cast, event, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.access import ensure_in_scope, scope_clause, under
 from services.registry.models import Cadre, OrgUnit, User
 from services.registry.passwords import (
-    dev_admin_hash,
+    bootstrap_hash,
     hash_password,
     needs_rehash,
+    password_problem,
     verify_password,
 )
 from services.registry.schemas import PasswordChange, UserCreate, UserUpdate
@@ -28,7 +30,10 @@ from shared.clock import Clock
 from shared.contracts.enums import Role
 from shared.contracts.registry import UserUpserted
 from shared.errors import Conflict, Forbidden, InvalidInput, Unauthorized
+from shared.keys import KeyRing
 from shared.pagination import PageParams
+from shared.revocation import TABLE as TOKEN_VERSIONS
+from shared.revocation import TokenVersions
 from shared.settings import KernelSettings
 
 
@@ -40,8 +45,25 @@ def user_event(user: User) -> tuple[UserUpserted, uuid.UUID]:
         unit_id=user.unit_id,
         cadre_id=user.cadre_id,
         active=user.active,
+        token_version=user.token_version,
     )
     return payload, user.id
+
+
+def revoke_tokens(session: AsyncSession, user: User, clock: Clock) -> None:
+    """End every token the user holds (the caller publishes the user's event).
+
+    This process's own cache learns the new version the moment the change commits (all
+    three services' cache, embedded); the other processes learn it from the event.
+    """
+    user.token_version = (user.token_version or 1) + 1
+    user.updated_at = clock.now()
+    versions: TokenVersions | None = session.info.get("token_versions")
+    if versions is not None:
+        learnt = (user.id, user.token_version, user.active)
+        event.listen(
+            session.sync_session, "after_commit", lambda _: versions.learn(*learnt), once=True
+        )
 
 
 def principal_of(user: User) -> Principal:
@@ -51,35 +73,43 @@ def principal_of(user: User) -> Principal:
         roles=user.roles,
         unit_id=user.unit_id,
         cadre_id=user.cadre_id,
+        token_version=user.token_version,
     )
 
 
-def check_password_policy(settings: RegistrySettings, password: str, field: str) -> None:
-    if len(password) < settings.password_min_length:
-        raise InvalidInput(
-            field,
-            f"at least {settings.password_min_length} characters",
-            code="weak_password",
-        )
+def check_password_policy(
+    settings: RegistrySettings, password: str, field: str, *, username: str
+) -> None:
+    """422 naming `field` unless the password passes the policy (services/registry/passwords)."""
+    problem = password_problem(password, username=username, min_length=settings.password_min_length)
+    if problem:
+        raise InvalidInput(field, problem, code="weak_password")
 
 
 async def issue(
     session: AsyncSession,
     *,
     kernel: KernelSettings,
+    keys: KeyRing,
+    versions: TokenVersions,
     settings: RegistrySettings,
     clock: Clock,
     username: str,
     password: str,
 ) -> tuple[str, int]:
-    """A token for good credentials of an active user; 401 alike for every other case."""
+    """A token for good credentials of an active user; 401 alike for every other case.
+
+    The registry learns the version it signs, so the token works here at once even if the
+    user's event has not come back through the bus yet.
+    """
     user = await session.scalar(select(User).where(User.username == username.strip()))
     ok = await verify_password(settings, user.password_hash if user else None, password)
     if not ok or user is None or not user.active:
         raise Unauthorized("wrong username or password", code="invalid_credentials")
     if needs_rehash(settings, user.password_hash):
         user.password_hash = await hash_password(settings, password)
-    return issue_token(kernel, clock, principal_of(user))
+    versions.learn(user.id, user.token_version, user.active)
+    return issue_token(keys, kernel, clock, principal_of(user))
 
 
 async def _check_links(
@@ -127,7 +157,7 @@ async def create_user(
     principal: Principal,
     data: UserCreate,
 ) -> User:
-    check_password_policy(settings, data.password, "password")
+    check_password_policy(settings, data.password, "password", username=data.username)
     roles = list(dict.fromkeys(data.roles))
     ensure_grantable(principal, roles)
     unit_id = data.unit_id if data.unit_id is not None else principal.unit_id
@@ -188,9 +218,16 @@ async def update_user(
     await _check_links(
         session, principal, unit_id=unit_id, cadre_id=cadre_id, roles=roles, user_id=user.id
     )
+    claims_change = (set(user.roles), user.unit_id, user.cadre_id) != (
+        {str(r) for r in roles},
+        unit_id,
+        cadre_id,
+    )
     user.roles = [str(r) for r in roles]
     user.unit_id, user.cadre_id = unit_id, cadre_id
     user.updated_at = clock.now()
+    if claims_change:  # tokens carry roles, scope and cadre link: the old ones end
+        revoke_tokens(session, user, clock)
     await flush_unique(session, Conflict("that cadre already has a user", code="cadre_has_user"))
     await emit(session, clock, user_event(user))
     return user
@@ -204,7 +241,7 @@ async def set_active(
         raise Conflict("you cannot deactivate yourself", code="cannot_deactivate_self")
     if user.active != active:
         user.active = active
-        user.updated_at = clock.now()
+        revoke_tokens(session, user, clock)
         await emit(session, clock, user_event(user))
     return user
 
@@ -220,9 +257,11 @@ async def change_password(
     user = await get_or_404(session, User, principal.user_id, "user")
     if not await verify_password(settings, user.password_hash, data.current_password):
         raise InvalidInput("current_password", "does not match", code="wrong_password")
-    check_password_policy(settings, data.new_password, "new_password")
+    check_password_policy(settings, data.new_password, "new_password", username=user.username)
     user.password_hash = await hash_password(settings, data.new_password)
-    user.password_changed_at = user.updated_at = clock.now()
+    user.password_changed_at = clock.now()
+    revoke_tokens(session, user, clock)
+    await emit(session, clock, user_event(user))
 
 
 async def reset_password(
@@ -235,9 +274,11 @@ async def reset_password(
     new_password: str,
 ) -> None:
     user = await _managed_user(session, principal, user_id)
-    check_password_policy(settings, new_password, "new_password")
+    check_password_policy(settings, new_password, "new_password", username=user.username)
     user.password_hash = await hash_password(settings, new_password)
-    user.password_changed_at = user.updated_at = clock.now()
+    user.password_changed_at = clock.now()
+    revoke_tokens(session, user, clock)
+    await emit(session, clock, user_event(user))
 
 
 async def list_users(
@@ -262,27 +303,60 @@ async def list_users(
     return await fetch_page(session, stmt, page, by_created(User))
 
 
+async def publish_unprojected_users(session: AsyncSession, *, clock: Clock) -> int:
+    """Publish every user the registry's own token-version projection lacks or has behind.
+
+    The projection is fed by these very events, so after the first start (or an upgrade
+    from before token versions) this finds nothing: users created before the projection
+    existed, and a bootstrap admin, reach every service this way.
+    """
+    seen = User.metadata.tables[TOKEN_VERSIONS]
+    users = await session.scalars(
+        select(User)
+        .outerjoin(seen, seen.c.user_id == User.id)
+        .where(or_(seen.c.user_id.is_(None), seen.c.version < User.token_version))
+    )
+    events = [user_event(u) for u in users]
+    if events:
+        await emit(session, clock, *events)
+    return len(events)
+
+
 async def bootstrap_admin(
     session: AsyncSession, *, kernel: KernelSettings, settings: RegistrySettings, clock: Clock
 ) -> None:
-    """Ensure the first org_admin: from settings, or admin/admin for an empty embedded run."""
+    """Ensure the first org_admin: from settings, or, for an empty embedded run, `admin` with
+    a random password printed once (there is no default password to guess). The bootstrap
+    password is the operator's choice and is not held to the user password policy."""
     username = kernel.bootstrap_admin_username.strip() or "admin"
     password = kernel.bootstrap_admin_password
     if password:
         user = await session.scalar(select(User).where(User.username == username))
         if user is None:
-            await _add_admin(session, clock, username, await hash_password(settings, password))
+            await _add_admin(session, clock, username, await bootstrap_hash(settings, password))
             return
+        changed = False
         if not await verify_password(settings, user.password_hash, password):
             user.password_hash = await hash_password(settings, password)
-            user.password_changed_at = user.updated_at = clock.now()
+            user.password_changed_at = clock.now()
+            changed = True
         if Role.org_admin not in user.roles or not user.active or user.unit_id is not None:
             user.roles = sorted({*user.roles, Role.org_admin.value})
-            user.active, user.unit_id, user.updated_at = True, None, clock.now()
+            user.active, user.unit_id = True, None
+            changed = True
+        if changed:
+            revoke_tokens(session, user, clock)
             await emit(session, clock, user_event(user))
         return
     if kernel.mode == "embedded" and not await session.scalar(select(func.count(User.id))):
-        await _add_admin(session, clock, username, await dev_admin_hash(settings))
+        generated = secrets.token_urlsafe(12)
+        await _add_admin(session, clock, username, await hash_password(settings, generated))
+        # Printed once, on the start that made the user; never stored or logged elsewhere.
+        print(
+            f"  generated admin login: {username} / {generated}"
+            "  (shown once; change it, or set FRONTLINE_BOOTSTRAP_ADMIN_PASSWORD)",
+            flush=True,
+        )
 
 
 async def _add_admin(session: AsyncSession, clock: Clock, username: str, password_hash: str):
