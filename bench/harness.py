@@ -24,10 +24,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from shared.keys import new_private_pem  # noqa: E402
 from tests.infra.postgres import create_database, drop_database, postgres_server  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
-JWT_SECRET = "bench-only-secret-frontline-0123456789abcdef"
+# The registry's signing key for a bench run (tokens are minted with it, see token_minter).
+JWT_PRIVATE_KEY = new_private_pem().decode()
 ADMIN = ("benchadmin", "bench-admin-pass")
 
 
@@ -97,7 +99,7 @@ def frontline(dsns: dict[str, str] | None, tmp: Path, extra_env: dict | None = N
     port = free_port()
     env = {
         "FRONTLINE_VAR_DIR": str(tmp / "var"),
-        "FRONTLINE_JWT_SECRET": JWT_SECRET,
+        "FRONTLINE_JWT_PRIVATE_KEY": JWT_PRIVATE_KEY,
         "FRONTLINE_BOOTSTRAP_ADMIN_USERNAME": ADMIN[0],
         "FRONTLINE_BOOTSTRAP_ADMIN_PASSWORD": ADMIN[1],
         "FRONTLINE_RUN_SCHEDULER": "false",

@@ -24,7 +24,7 @@ import httpx
 import orjson
 from harness import (
     ADMIN,
-    JWT_SECRET,
+    JWT_PRIVATE_KEY,
     PYTHON,
     Table,
     databases,
@@ -46,7 +46,7 @@ BATCH_REQUESTS = 24
 
 def county(url: str):
     return asyncio.run(
-        build_county(url, cadres=CADRES, admin=ADMIN, mint_token=token_minter(JWT_SECRET))
+        build_county(url, cadres=CADRES, admin=ADMIN, mint_token=token_minter(JWT_PRIVATE_KEY))
     )
 
 

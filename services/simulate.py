@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -111,8 +112,8 @@ async def build_county(
 ) -> County:
     """A township with fenced villages and `cadres` posted cadres, each with a login.
 
-    `mint_token(cadre_id) -> str` skips the per-cadre user and password login (benchmarks
-    that know the signing key); otherwise each cadre gets a user and logs in.
+    Each cadre gets a user; `mint_token(cadre_id, user_id) -> str` skips its password login
+    (benchmarks that hold the signing key); otherwise each logs in.
     """
     rng = random.Random(seed)
     start = start or (datetime.now(LOCAL_TZ).date() - timedelta(days=60))
@@ -146,12 +147,14 @@ async def build_county(
                 posting = {"cadre_id": made["id"], "unit_id": village_id, "role": "member"}
                 posting["start_date"] = start.isoformat()
                 await _call(client, "POST", "/registry/v1/postings", json=posting, headers=headers)
+                user = {"username": f"sim-{tag}-{i}", "password": uuid.uuid4().hex}
+                user |= {"roles": ["cadre"], "cadre_id": made["id"]}
+                login = await _call(
+                    client, "POST", "/registry/v1/users", json=user, headers=headers
+                )
                 if mint_token is not None:
-                    token = mint_token(made["id"])
+                    token = mint_token(made["id"], login["id"])
                 else:
-                    user = {"username": f"sim-{tag}-{i}", "password": uuid.uuid4().hex}
-                    user |= {"roles": ["cadre"], "cadre_id": made["id"]}
-                    await _call(client, "POST", "/registry/v1/users", json=user, headers=headers)
                     token = (await admin_headers(client, user["username"], user["password"]))[
                         "Authorization"
                     ].split()[1]
@@ -285,8 +288,9 @@ async def run_load(
 
 async def simulate(args) -> dict[str, Any]:
     mint = None
-    if args.jwt_secret:
-        mint = token_minter(args.jwt_secret)
+    if args.jwt_private_key_file:
+        pem = await asyncio.to_thread(Path(args.jwt_private_key_file).read_text)
+        mint = token_minter(pem)
     county = await build_county(
         args.base_url,
         cadres=args.cadres,
@@ -296,19 +300,22 @@ async def simulate(args) -> dict[str, Any]:
     return await run_load(county, duration=args.duration, connections=args.connections)
 
 
-def token_minter(secret: str, issuer: str = "frontline-registry", algorithm: str = "HS256"):
-    """Cadre tokens signed locally (benchmarks that hold the key; no per-cadre login)."""
+def token_minter(private_key_pem: str, issuer: str = "frontline-registry"):
+    """Cadre tokens signed locally with the registry's key (benchmarks that hold it; no
+    per-cadre password login). The user must exist: services refuse unknown users."""
     from shared.auth import Principal, issue_token
     from shared.clock import Clock
+    from shared.keys import KeyRing, load_private
     from shared.settings import KernelSettings
 
-    kernel = KernelSettings(jwt_secret=secret, jwt_issuer=issuer, jwt_algorithm=algorithm)
+    keys = KeyRing(signing=load_private(private_key_pem))
+    kernel = KernelSettings(jwt_issuer=issuer)
     clock = Clock()
 
-    def mint(cadre_id: str) -> str:
+    def mint(cadre_id: str, user_id: str) -> str:
         principal = Principal(
-            user_id=uuid.uuid4(), username=f"sim-{cadre_id[:8]}", roles=["cadre"], cadre_id=cadre_id
+            user_id=user_id, username=f"sim-{cadre_id[:8]}", roles=["cadre"], cadre_id=cadre_id
         )
-        return issue_token(kernel, clock, principal)[0]
+        return issue_token(keys, kernel, clock, principal)[0]
 
     return mint
