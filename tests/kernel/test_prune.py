@@ -69,15 +69,17 @@ async def test_each_kind_of_row_goes_after_its_horizon_and_not_before(tmp_path, 
             await client.post("/toy/v1/notes", json={"key": "n", "seq": seq})
         await settle(app)
         rt = app.state.runtimes["toy"]
+        # A compacted registry topic the toy does not consume (another namespace's: every
+        # service consumes its own registry topic, for users' token versions).
         await app.state.transport.publish(
-            [Record("frontline.registry", k, b"{}") for k in ("cadre-a", "cadre-b", "cadre-a")]
+            [Record("a.frontline.registry", k, b"{}") for k in ("cadre-a", "cadre-b", "cadre-a")]
         )
         assert await counts(app) == {
             "published": 3,
             "unsent": 0,
             "inbox": 3,
             "bus": [("frontline.toy",) + ("n",)] * 3
-            + [("frontline.registry", k) for k in ("cadre-a", "cadre-b", "cadre-a")],
+            + [("a.frontline.registry", k) for k in ("cadre-a", "cadre-b", "cadre-a")],
         }
         # A write not yet published is never pruned, however old (its relay is stopped).
         rt.relay.wake = lambda: None
@@ -101,8 +103,8 @@ async def test_each_kind_of_row_goes_after_its_horizon_and_not_before(tmp_path, 
         # 30 days: the bus drops its old rows, on the compacted topic only superseded ones.
         assert (await prune_service(rt, DEFAULT_NOW + 31 * day))["bus"] == 4
         assert (await counts(app))["bus"] == [
-            ("frontline.registry", "cadre-b"),
-            ("frontline.registry", "cadre-a"),
+            ("a.frontline.registry", "cadre-b"),
+            ("a.frontline.registry", "cadre-a"),
         ]
         assert (await counts(app))["inbox"] == 3
         # 45 days: inbox rows go, except the newest (an empty inbox means "rebuild").
