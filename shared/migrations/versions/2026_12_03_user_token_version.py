@@ -1,7 +1,7 @@
 """kernel: user_token_version, each service's projection of users' token versions
 
-Revision ID: kernel_0003
-Revises: kernel_0002
+Revision ID: kernel_0004
+Revises: kernel_0003
 Create Date: 2026-12-03
 
 See shared/revocation.py. Written by hand, like every kernel revision.
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "kernel_0003"
-down_revision: str | Sequence[str] | None = "kernel_0002"
+revision: str = "kernel_0004"
+down_revision: str | Sequence[str] | None = "kernel_0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
