@@ -36,6 +36,12 @@ for svc in ("registry", "assessment", "incentives"):
     for tail in ("health", "health/live", "version", "metrics", "asyncapi.json"):
         simple("GET", f"/{svc}/{tail}", lambda w, s, svc=svc, tail=tail: {"url": f"/{svc}/{tail}"})
     simple("GET", f"/{svc}/v1/audit", lambda w, s, svc=svc: {"url": f"/{svc}/v1/audit"})
+    simple("GET", f"/{svc}/openapi.json", lambda w, s, svc=svc: {"url": f"/{svc}/openapi.json"})
+simple(
+    "GET",
+    f"/registry/.well-known/jwks.json",
+    lambda w, s: {"url": "/registry/.well-known/jwks.json"},
+)
 
 simple(
     "POST",

@@ -287,6 +287,14 @@ class World:
             assert r.status_code == 200, r.text
             self.headers[name] = {"Authorization": f"Bearer {r.json()['access_token']}"}
 
+    async def relogin(self, name: str) -> None:
+        """A new token after the principal's own password change ended its old ones."""
+        r = await self.client.post(
+            "/registry/v1/auth/token", data={"username": f"m{name}", "password": PASSWORD}
+        )
+        assert r.status_code == 200, r.text
+        self.headers[name] = {"Authorization": f"Bearer {r.json()['access_token']}"}
+
     def leak_ids(self, principal: str) -> set[str]:
         """Ids a principal must never see in an answer: T2's for a T1-scoped user, other
         cadres' records (not the org tree) for a cadre."""
