@@ -39,7 +39,7 @@ for svc in ("registry", "assessment", "incentives"):
     simple("GET", f"/{svc}/openapi.json", lambda w, s, svc=svc: {"url": f"/{svc}/openapi.json"})
 simple(
     "GET",
-    f"/registry/.well-known/jwks.json",
+    "/registry/.well-known/jwks.json",
     lambda w, s: {"url": "/registry/.well-known/jwks.json"},
 )
 
