@@ -59,7 +59,7 @@ def main(n: int) -> None:
         pem = public_pem(keys.get(keys.signing_kid)).encode()
 
         state = SimpleNamespace(keys=keys, kernel=kernel, clock=clock, token_versions=versions)
-        request = SimpleNamespace(app=SimpleNamespace(state=state))
+        request = SimpleNamespace(app=SimpleNamespace(state=state), state=SimpleNamespace())
 
         def principal(i: int) -> Principal:
             return Principal(user_id=user, username=f"u{i}", roles=["cadre"])
