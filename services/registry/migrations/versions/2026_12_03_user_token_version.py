@@ -1,7 +1,7 @@
 """user token version
 
 Revision ID: 30cfdcdf9e27
-Revises: 79e3dec57f75
+Revises: b07f453d78cf
 Create Date: 2026-12-03 08:03:17.094862
 
 """
@@ -14,7 +14,7 @@ import sqlmodel  # noqa: F401  (column types of SQLModel tables)
 
 # revision identifiers, used by Alembic.
 revision: str = '30cfdcdf9e27'
-down_revision: Union[str, Sequence[str], None] = '79e3dec57f75'
+down_revision: Union[str, Sequence[str], None] = 'b07f453d78cf'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
