@@ -35,3 +35,16 @@ async def test_migrations_go_down_to_nothing_and_up_again(name, empty_db):
         assert await tables(engine) == at_head
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_has_one_head_of_its_own_and_the_kernels(name):
+    """Two revisions on one parent (engineers branching at once) make two heads: an upgrade
+    still runs both, but their order is no longer defined."""
+    from alembic.script import ScriptDirectory
+
+    from shared.migrate import alembic_config
+
+    [spec] = specs([name])
+    heads = ScriptDirectory.from_config(alembic_config(spec.migrations)).get_heads()
+    assert len(heads) == 2, heads
