@@ -29,10 +29,10 @@ test-fast: $(STAMP) ## SQLite only, no PostgreSQL, no Kafka
 	$(BIN)/python -m pytest -m "not postgres and not kafka and not e2e"
 
 up: $(STAMP) ## distributed stack: PostgreSQL, Apache Kafka, services on :8001-8003 (logs in var/log/)
-	$(BIN)/python deploy/local_stack.py up
+	$(BIN)/frontline dev up
 
-down: ## stop what `make up` started
-	$(BIN)/python deploy/local_stack.py down
+down: $(STAMP) ## stop what `make up` started
+	$(BIN)/frontline dev down
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

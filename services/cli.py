@@ -11,6 +11,7 @@ frontline close-week 2026-W48              judge a week (idempotent)
 frontline user create|deactivate           logins
 frontline dlq list|replay|discard TOPIC    dead letters
 frontline audit verify [SERVICE]           check the audit chains (exit 1 on any break)
+frontline dev up|down                      the distributed stack on this machine (make up)
 
 The commands that talk to a running Frontline take `--base-url` (FRONTLINE_URL) and sign
 in as FRONTLINE_USERNAME / FRONTLINE_PASSWORD (else the bootstrap admin's settings).
@@ -53,11 +54,13 @@ audit_app = typer.Typer(help="The hash-chained audit logs.", no_args_is_help=Tru
 import_app = typer.Typer(help="Registry imports (CSV or XLSX, header first).", no_args_is_help=True)
 export_app = typer.Typer(help="Exports for the finance office.", no_args_is_help=True)
 user_app = typer.Typer(help="Logins.", no_args_is_help=True)
+dev_app = typer.Typer(help="The distributed stack on this machine.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(audit_app, name="audit")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 app.add_typer(user_app, name="user")
+app.add_typer(dev_app, name="dev")
 out = Console()
 err = Console(stderr=True)
 
@@ -108,6 +111,23 @@ def _remote(base_url: str, work: Callable[[client.Api], Awaitable[Any]]) -> Any:
 
 
 # Running the services
+
+
+@dev_app.command("up")
+def dev_up() -> None:
+    """PostgreSQL, Apache Kafka and the three services on :8001-:8003, detached; your
+    FRONTLINE_* settings (the bootstrap admin among them) reach every service."""
+    from shared.devstack import local
+
+    raise typer.Exit(local.up())
+
+
+@dev_app.command("down")
+def dev_down() -> None:
+    """Stop what `frontline dev up` started (and drop its databases)."""
+    from shared.devstack import local
+
+    raise typer.Exit(local.down())
 
 
 @app.command()

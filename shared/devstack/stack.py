@@ -1,8 +1,8 @@
 """A local distributed stack: PostgreSQL (one database per service), Apache Kafka, and the
 three services as real processes, each on its own port.
 
-Used by the end-to-end suite (pytest is the supervisor) and by `make up` through
-deploy/local_stack.py (a detached supervisor process).
+Used by the end-to-end suite (pytest is the supervisor) and by `frontline dev up`
+(`make up`) through shared/devstack/local.py (a detached supervisor process).
 """
 
 from __future__ import annotations
