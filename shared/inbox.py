@@ -100,7 +100,9 @@ class ConsumerRunner:
         self.seen: Counter[str] = Counter()  # messages finished per topic, whatever the outcome
 
     async def handle(self, message: Message) -> str:
-        """Apply one message: 'applied', 'duplicate', 'ignored' or 'dead'.
+        """Apply one message: 'applied', 'duplicate', 'ignored' or 'dead'. Each transient
+        failure counts as `retried` and each deterministic one as `failed` in the events
+        metric (`_consume` counts the outcome).
 
         Returns only once the message is settled one way or the other: a transient failure
         is retried here for as long as it lasts.
@@ -130,9 +132,11 @@ class ConsumerRunner:
                 raise
             except Exception as exc:
                 if is_transient(exc):
+                    metrics.EVENTS.labels(self.service, env.type, "retried").inc()
                     delay = await self._wait_out(exc, where, delay)
                     continue
                 attempts += 1
+                metrics.EVENTS.labels(self.service, env.type, "failed").inc()
                 log.warning(
                     "%s: %s at %s failed (attempt %d of %d): %s",
                     self.group,

@@ -2,10 +2,12 @@
 PostgreSQL, through the local bus and through both Kafka test brokers.
 """
 
+from collections import Counter
 from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from shared import dlq
@@ -98,8 +100,20 @@ async def test_order_per_key_holds(kernel, toy_db):
             assert (row.count, row.last_seq, row.in_order) == (30, 30, True)
 
 
+async def outcomes(client) -> Counter:
+    """The toy consumer's events metric by outcome (the counters belong to the process)."""
+    text = (await client.get("/toy/metrics")).text
+    counts: Counter = Counter()
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "frontline_events_total":
+                counts[s.labels["outcome"]] += s.value
+    return counts
+
+
 async def test_poison_event_goes_to_dlq_and_the_next_is_handled(kernel, toy_db):
     async with running(kernel, toy_db) as (app, client):
+        before = await outcomes(client)
         await client.post("/toy/v1/notes", json={"key": "p", "seq": 1, "poison": True})
         await client.post("/toy/v1/notes", json={"key": "p", "seq": 2})
         await settle(app)
@@ -112,6 +126,10 @@ async def test_poison_event_goes_to_dlq_and_the_next_is_handled(kernel, toy_db):
             [dead] = await app.state.transport.read("frontline.toy.dlq")
             assert decode(dead.value).payload["poison"] is True
             assert "poison note" in dead.headers["error"]
+        after = await outcomes(client)
+        attempts = kernel.consumer_max_attempts
+        assert after["failed"] - before["failed"] == attempts
+        assert after["dead"] - before["dead"] == 1 and after["applied"] - before["applied"] == 1
 
 
 async def test_undecodable_message_goes_to_dlq(kernel, toy_db):
@@ -167,8 +185,6 @@ async def test_a_write_that_fails_at_commit_is_never_answered_201(kernel, toy_db
 
 
 async def test_metrics_show_lag_per_topic_and_partition_once_caught_up(kernel, toy_db):
-    from prometheus_client.parser import text_string_to_metric_families
-
     async with running(kernel, toy_db) as (app, client):
         for seq in range(3):
             r = await client.post("/toy/v1/notes", json={"key": f"p{seq}", "seq": seq})

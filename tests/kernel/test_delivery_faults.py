@@ -21,6 +21,7 @@ from shared.runtime import build_app, settle
 from shared.settings import KernelSettings, ServiceSettings
 from tests.conftest import kafka_settings, transport_params
 from tests.kernel import toy
+from tests.kernel.test_delivery import outcomes
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -94,6 +95,7 @@ async def test_a_database_outage_is_waited_out_in_order_and_never_dead_lettered(
         kafka = getattr(runner.consumer, "consumer", None)  # the aiokafka member, if any
         generation = kafka._coordinator.generation if kafka else None
 
+        retried = (await outcomes(client))["retried"]
         monkeypatch.setattr(toy, "OUTAGE", True)
         await note(client, "t", 1)
         await note(client, "t", 2)
@@ -104,6 +106,7 @@ async def test_a_database_outage_is_waited_out_in_order_and_never_dead_lettered(
             return runner.stall is not None and runner.retries >= 12
 
         await until(stalled_long)
+        assert (await outcomes(client))["retried"] - retried >= 12
         health = (await client.get("/toy/health")).json()
         assert health["consumer"].startswith("stalled since ")
         assert " on frontline.toy@" in health["consumer"]
