@@ -100,10 +100,15 @@ def route_template(request: Request) -> str:
     """`/registry/v1/users/{user_id}`: an included router's route knows only its own tail
     of the path, so the head is taken from the request's path, segment for segment.
     """
-    path = request.url.path.rstrip("/").split("/")
-    route = getattr(request.scope.get("route"), "path", None)
+    return template_of(request.scope) or request.url.path
+
+
+def template_of(scope: Scope) -> str | None:
+    """The route template of a routed request (None before routing or when none matched)."""
+    route = getattr(scope.get("route"), "path", None)
     if route is None:
-        return request.url.path
+        return None
+    path = scope["path"].rstrip("/").split("/")
     tail = route.rstrip("/").split("/")[1:]
     return "/".join(path[: len(path) - len(tail)] + tail)
 

@@ -19,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 
 from shared import logs, tracing
+from shared.audit_http import template_of
 
 if TYPE_CHECKING:
     from shared.runtime import ServiceRuntime
@@ -113,12 +114,9 @@ def _observe(
 
 
 def _template(scope: dict[str, Any]) -> str:
-    """`/registry/v1/cadres/{cadre_id}` for `/registry/v1/cadres/3f…`. Rebuilt from the path
-    and its parameters: an included router's route knows only its own part of the path."""
-    if "route" not in scope:
-        return "unmatched"
-    names = {str(v): k for k, v in scope.get("path_params", {}).items()}
-    return "/".join(f"{{{names[p]}}}" if p in names else p for p in scope["path"].split("/"))
+    """`/registry/v1/cadres/{cadre_id}` for `/registry/v1/cadres/3f…`; never a raw path,
+    whatever a client puts in it (an unmatched path is `unmatched`)."""
+    return template_of(scope) or "unmatched"
 
 
 class _ServiceView(Collector):

@@ -13,9 +13,9 @@ async def scrape(system, name: str) -> dict[str, list]:
     return {f.name: f.samples for f in text_string_to_metric_families(r.text)}
 
 
-def request_counts(series) -> dict[tuple[str, str], float]:
+def request_counts(series) -> dict[tuple[str, str, str], float]:
     return {
-        (s.labels["route"], s.labels["status"]): s.value
+        (s.labels["method"], s.labels["route"], s.labels["status"]): s.value
         for s in series["frontline_http_request_duration_seconds"]
         if s.name.endswith("_count")
     }
@@ -31,9 +31,10 @@ async def test_request_latency_is_labelled_by_route_template_and_status(system):
     await system.client.get("/registry/v1/no-such-route")
     series = await scrape(system, "registry")
     counts = request_counts(series)
-    cadre = ("/registry/v1/cadres/{cadre_id}", "404")
+    cadre = ("GET", "/registry/v1/cadres/{cadre_id}", "404")
     assert counts[cadre] - before.get(cadre, 0) == 2
-    assert counts[("unmatched", "404")] - before.get(("unmatched", "404"), 0) == 1
+    unmatched = ("GET", "unmatched", "404")
+    assert counts[unmatched] - before.get(unmatched, 0) == 1
     # Another service's requests are not in this service's view.
     assert {s.labels["service"] for s in series["frontline_http_request_duration_seconds"]} == {
         "registry"
