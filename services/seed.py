@@ -47,7 +47,7 @@ def _n(count: int, scale: float) -> int:
     return max(1, round(count * scale))
 
 
-def _spread(total: int, parents: list[str]) -> list[str]:
+def spread(total: int, parents: list[str]) -> list[str]:
     """`total` children over `parents`, as evenly as possible, in order."""
     base, extra = divmod(total, len(parents))
     out: list[str] = []
@@ -70,7 +70,7 @@ def anlong_units(scale: float = 1.0) -> list[list[Any]]:
     rows.append(["AL", "安龙县", "county", "", "", "", "", ""])
     towns = [f"AL-T{i:02d}" for i in range(_n(TOWNSHIPS, scale))]
     rows += [[t, f"{t} 镇指挥部", "township", "AL", "", "", "", ""] for t in towns]
-    villages = [f"{t}-V{i:03d}" for i, t in enumerate(_spread(_n(VILLAGES, scale), towns))]
+    villages = [f"{t}-V{i:03d}" for i, t in enumerate(spread(_n(VILLAGES, scale), towns))]
     rows += [
         [
             v,
@@ -84,7 +84,7 @@ def anlong_units(scale: float = 1.0) -> list[list[Any]]:
         ]
         for i, v in enumerate(villages)
     ]
-    groups = [f"{v}-G{i:04d}" for i, v in enumerate(_spread(_n(GROUPS, scale), villages))]
+    groups = [f"{v}-G{i:04d}" for i, v in enumerate(spread(_n(GROUPS, scale), villages))]
     special = set(groups[:: max(1, len(groups) // _n(SPECIAL_GROUPS, scale))][: _n(7, scale)])
     rows += [
         [

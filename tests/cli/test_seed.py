@@ -3,25 +3,10 @@
 from collections import Counter
 
 import httpx
-import pytest
 
 from services import seed
 from services.client import Api
-from shared.settings import KernelSettings
-
-ADMIN, PASSWORD = "seed-admin", "Seed-admin-pass-2026"
-
-
-@pytest.fixture
-def kernel_settings(tmp_path) -> KernelSettings:
-    return KernelSettings(
-        var_dir=tmp_path,
-        relay_idle_seconds=0.05,
-        consumer_retry_seconds=0.01,
-        run_scheduler=False,
-        bootstrap_admin_username=ADMIN,
-        bootstrap_admin_password=PASSWORD,
-    )
+from tests.cli.conftest import ADMIN, PASSWORD
 
 
 async def run(system, profile: str, **kwargs):

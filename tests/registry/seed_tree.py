@@ -5,16 +5,9 @@ resident cadres, 4,608 front group members, 7,613 responsible persons)."""
 import csv
 import io
 
+from services.seed import spread
+
 TOWNSHIPS, VILLAGES, GROUPS = 13, 181, 1891
-
-
-def _spread(total: int, parents: list[str]) -> list[str]:
-    """`total` children over `parents`, as evenly as possible, in order."""
-    base, extra = divmod(total, len(parents))
-    out: list[str] = []
-    for i, p in enumerate(parents):
-        out += [p] * (base + (i < extra))
-    return out
 
 
 def units_csv() -> tuple[bytes, dict[str, list[str]]]:
@@ -22,12 +15,12 @@ def units_csv() -> tuple[bytes, dict[str, list[str]]]:
     rows.append(["AL", "安龙县", "county", "", "", "", ""])
     towns = [f"AL-T{i:02d}" for i in range(TOWNSHIPS)]
     rows += [[c, f"镇{c}", "township", "AL", "", "", ""] for c in towns]
-    villages = [f"{t}-V{i:03d}" for i, t in enumerate(_spread(VILLAGES, towns))]
+    villages = [f"{t}-V{i:03d}" for i, t in enumerate(spread(VILLAGES, towns))]
     rows += [
         [v, f"村{v}", "village", v[:6], f"{25 + i / 1000:.4f}", f"{105 + i / 1000:.4f}", "800"]
         for i, v in enumerate(villages)
     ]
-    groups = [f"{v}-G{i:04d}" for i, v in enumerate(_spread(GROUPS, villages))]
+    groups = [f"{v}-G{i:04d}" for i, v in enumerate(spread(GROUPS, villages))]
     rows += [[g, f"组{g}", "group", g.rsplit("-G", 1)[0], "", "", ""] for g in groups]
     return _csv(rows), {"township": towns, "village": villages, "group": groups}
 
