@@ -10,9 +10,12 @@ from shared.clock import format_week
 from shared.contracts.enums import Role
 from tests.assessment import factories as f
 
-# What runs beside a request: the outbox relay, and the token-version refresh (each second).
+# What runs beside a request: the outbox relay, the token-version refresh (each second) and
+# the pruning job.
 RELAY = re.compile(
-    r"\s*(SELECT pg_try_advisory|SELECT outbox\.|UPDATE outbox|SELECT user_token_version\.)"
+    r"\s*(SELECT pg_try_advisory|SELECT outbox\.|UPDATE outbox|DELETE FROM (outbox|inbox)"
+    r"|SELECT .*\bFROM user_token_version\b)",
+    re.S,
 )
 W47 = "2026-W47"  # Monday 16 .. Sunday 22 November 2026; the clock is on Wed 25th
 MON = date(2026, 11, 16)
