@@ -44,6 +44,7 @@ class UtcDateTime(TypeDecorator):
 
 TZ = UtcDateTime()
 ACTIVE = sql_text("status = 'active'")
+LIVE = sql_text("status <> 'cancelled'")
 
 
 def _uuid() -> uuid.UUID:
@@ -233,11 +234,23 @@ class NegativeEntry(Base, table=True):
 
 class AccountabilityAction(Base, table=True):
     __tablename__ = "accountability_actions"
-    __table_args__ = (Index("ix_accountability_actions_cadre", "cadre_id", "status", "id"),)
+    __table_args__ = (
+        Index("ix_accountability_actions_cadre", "cadre_id", "status", "id"),
+        # A re-sequenced ladder cancels an action and opens its entry's next one: one live
+        # (pending or carried out) action per entry, any number of cancelled ones.
+        Index(
+            "uq_accountability_actions_live_entry",
+            "entry_id",
+            unique=True,
+            sqlite_where=LIVE,
+            postgresql_where=LIVE,
+        ),
+        Index("ix_accountability_actions_entry", "entry_id"),
+    )
 
     id: uuid.UUID = Field(default_factory=_uuid, primary_key=True)
     cadre_id: uuid.UUID
-    entry_id: uuid.UUID = Field(unique=True)
+    entry_id: uuid.UUID
     entry_date: date
     rung: str = Field(sa_type=String(20))
     count: int
@@ -369,8 +382,14 @@ class MonthlyScore(Base, table=True):
     cadre_id: uuid.UUID = Field(primary_key=True)
     month: str = Field(primary_key=True, sa_type=String(7))
     township_id: uuid.UUID | None = None
-    score: Decimal = Field(sa_type=Numeric(7, 2))
-    rank: int
+    # Where the latest posting of the month was (a village or a group): names on reads.
+    unit_id: uuid.UUID | None = None
+    # None only when no part of the score was judged (no closed week, no task due).
+    score: Decimal | None = Field(default=None, sa_type=Numeric(7, 2))
+    # None when not ranked: no judged week in the month (`not_ranked_reason` says so).
+    rank: int | None = None
+    ranked: bool = Field(default=True, sa_column_kwargs={"server_default": sql_text("true")})
+    not_ranked_reason: str | None = Field(default=None, sa_type=String(40))
     components: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     updated_at: datetime = Field(sa_type=TZ)
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})

@@ -284,9 +284,19 @@ class ReportPublic(BaseModel):
 
 
 class ScorePublic(BaseModel):
+    """`score` is null only when nothing was judged; `rank` is null when not ranked."""
+
     cadre_id: uuid.UUID
+    cadre_name: str | None = None
     month: str
     township_id: uuid.UUID | None
-    score: Money
-    rank: int
+    township_name: str | None = None
+    unit_id: uuid.UUID | None = None
+    unit_name: str | None = None
+    village_id: uuid.UUID | None = None
+    village_name: str | None = None
+    score: Money | None
+    rank: int | None
+    ranked: bool = True
+    not_ranked_reason: str | None = None
     components: dict[str, Any]

@@ -232,6 +232,11 @@ async def on_action(
 async def on_score(session: AsyncSession, p: MonthlyScorePublished, env: Envelope) -> None:
     if not await advance(session, "monthly_score", f"{p.cadre_id}@{p.month}", p.entity_version):
         return
+    if p.rank is None or p.score is None:  # not ranked that month: no rank to promote on
+        await session.execute(
+            delete(scores).where(scores.c.cadre_id == p.cadre_id, scores.c.month == p.month)
+        )
+        return
     row = {
         "cadre_id": p.cadre_id,
         "month": p.month,

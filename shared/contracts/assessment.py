@@ -172,10 +172,13 @@ class MonthlyScorePublished(EventPayload):
     cadre_id: UUID
     month: str
     township_id: UUID | None = None
-    score: Decimal
-    rank: int
+    # None when no part was judged; `rank` None when not ranked (no judged week).
+    score: Decimal | None
+    rank: int | None
     components: dict[str, Decimal] = {}
     entity_version: int
+    ranked: bool = True
+    not_ranked_reason: str | None = None
 
 
 @event_type("assessment.report.published")

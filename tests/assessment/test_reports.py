@@ -121,14 +121,14 @@ async def test_monthly_score_and_ranking_per_township(system, t):
     scores = await list_scores(system, "2026-10")
     assert {c: (s["score"], s["rank"]) for c, s in scores.items()} == {
         str(full): ("100.00", 1),  # 60 attendance + 40 tasks
-        str(found): ("80.00", 2),  # minus 20 for a serious finding
-        str(short): ("35.00", 3),  # 0 attendance + 40 tasks - 5 for the presence week
-        str(away): ("35.00", 1),  # first in its own township
+        str(found): ("80.00", 2),  # no task due: 60 of 60 scaled to 100, minus 20 (serious)
+        str(short): ("0.00", 3),  # 0 attendance, no task due, minus 5 for the presence week
+        str(away): ("0.00", 1),  # first in its own township
     }
     assert scores[str(short)]["components"] == {
         "attendance": "0.00",
-        "tasks": "40.00",
         "deductions": "5.00",
+        "judged_weight": "60.00",
     }
     published = await f.events(system, "assessment.monthly_score.published")
     assert {e.payload["cadre_id"]: e.payload["rank"] for e in published} == {
@@ -170,6 +170,8 @@ async def list_scores(system, month):
 async def test_score_weights_are_policy(system, t):
     system.clock.set(f.local(2026, 10, 20, 10).astimezone(UTC))
     c = await f.posted_cadre(system, t.village)
+    await f.attend(system, c, f.full_week(date(2026, 10, 12)))
+    await f.close(system, "2026-W42")
     await f.finding(system, c, f.local(2026, 10, 14, 10), severity="minor")
     policy = AssessmentSettings(
         score_attendance_weight=Decimal("70"),

@@ -8,6 +8,7 @@ Every figure is an aggregate grouped by township (or by cadre) over everyone at 
 import re
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy import and_, case, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment.service.common import (
+    CADRES,
     ENTRIES,
     FINDINGS,
     PATHS,
@@ -26,7 +28,9 @@ from services.assessment.service.common import (
     TASKS,
     UNITS,
     VERDICTS,
+    WEEKS,
     after_key,
+    chunks,
     emit,
     overlaps,
     subtree,
@@ -71,6 +75,31 @@ async def _townships(session: AsyncSession) -> dict[uuid.UUID, str]:
         .order_by(UNITS.c.code)
     )
     return {r.unit_id: r.name for r in rows}
+
+
+@dataclass
+class Names:
+    """Names from the registry projections, for people reading lists (None if unknown)."""
+
+    cadres: dict[uuid.UUID, str] = field(default_factory=dict)
+    units: dict[uuid.UUID, str] = field(default_factory=dict)
+
+
+async def names_of(
+    session: AsyncSession, *, cadre_ids: list[uuid.UUID], unit_ids: list[uuid.UUID]
+) -> Names:
+    names = Names()
+    for part in chunks(list(set(cadre_ids))):
+        rows = await session.execute(
+            select(CADRES.c.cadre_id, CADRES.c.name).where(CADRES.c.cadre_id.in_(part))
+        )
+        names.cadres.update(dict(rows.all()))
+    for part in chunks(list(set(unit_ids))):
+        rows = await session.execute(
+            select(UNITS.c.unit_id, UNITS.c.name).where(UNITS.c.unit_id.in_(part))
+        )
+        names.units.update(dict(rows.all()))
+    return names
 
 
 def ten_day_period(period: str) -> tuple[date, date]:
@@ -194,26 +223,66 @@ def _deduction(reason: str, severity: str | None, policy: AssessmentSettings) ->
     return policy.score_deduction_violation
 
 
-def _points(weight: Decimal, done: int, due: int) -> Decimal:
-    """A weight earned in proportion; nothing due earns it in full."""
-    return (weight * done / due if due else weight).quantize(CENT, ROUND_HALF_UP)
+NO_JUDGED_WEEK = "no_judged_week"
+
+
+def _points(weight: Decimal, done: int, due: int) -> Decimal | None:
+    """A weight earned in proportion; nothing due is not judged (None), never full marks."""
+    return (weight * done / due).quantize(CENT, ROUND_HALF_UP) if due else None
+
+
+def score_of(
+    *,
+    weeks_judged: int,
+    weeks_compliant: int,
+    tasks_due: int,
+    tasks_on_time: int,
+    deductions: Decimal,
+    policy: AssessmentSettings,
+) -> tuple[Decimal | None, dict[str, Decimal]]:
+    """The monthly score and its components.
+
+    A part with no evidence (no closed week judged, no task due) is dropped, and what was
+    judged is scaled up to the full weight (attendance 45 of 60 with no task due scores
+    75): nothing on record earns nothing. With no part judged the score is None. The
+    deductions are taken after scaling, and the score never goes below zero.
+    """
+    attendance = _points(policy.score_attendance_weight, weeks_compliant, weeks_judged)
+    tasks = _points(policy.score_task_weight, tasks_on_time, tasks_due)
+    components: dict[str, Decimal] = {}
+    judged_weight = Decimal(0)
+    if attendance is not None:
+        components["attendance"] = attendance
+        judged_weight += policy.score_attendance_weight
+    if tasks is not None:
+        components["tasks"] = tasks
+        judged_weight += policy.score_task_weight
+    components["deductions"] = deductions.quantize(CENT)
+    components["judged_weight"] = judged_weight.quantize(CENT)
+    if not judged_weight:
+        return None, components
+    full = policy.score_attendance_weight + policy.score_task_weight
+    earned = (attendance or Decimal(0)) + (tasks or Decimal(0))
+    scaled = (earned * full / judged_weight).quantize(CENT, ROUND_HALF_UP)
+    return max(Decimal(0), scaled - components["deductions"]).quantize(CENT), components
 
 
 async def monthly_scores(
     session: AsyncSession, first: date, *, now: datetime, policy: AssessmentSettings
 ) -> dict[str, Any]:
-    """Score every cadre posted in the month (attendance, tasks, negative entries by
-    severity; weights are policy) and rank them within their township."""
+    """Score every cadre posted in the month (attendance from closed weeks, tasks due,
+    negative entries by severity; weights are policy) and rank them within their township.
+    A cadre with no judged week is scored but not ranked (`not_ranked_reason`)."""
     last, month = month_end(first), first.strftime("%Y-%m")
     roles = [r.value for r in policy.judged_roles]
-    township: dict[uuid.UUID, uuid.UUID | None] = {}
+    placed: dict[uuid.UUID, tuple[uuid.UUID | None, uuid.UUID]] = {}
     posted = await session.execute(
-        select(POSTINGS.c.cadre_id, township_column(POSTINGS.c.unit_id))
+        select(POSTINGS.c.cadre_id, township_column(POSTINGS.c.unit_id), POSTINGS.c.unit_id)
         .where(overlaps(POSTINGS, first, last), POSTINGS.c.role.in_(roles))
         .order_by(POSTINGS.c.start_date)
     )
-    for cadre_id, town in posted:  # the latest posting of the month decides
-        township[cadre_id] = town
+    for cadre_id, town, unit_id in posted:  # the latest posting of the month decides
+        placed[cadre_id] = (town, unit_id)
     weeks = {
         r[0]: (r[1], r[2])
         for r in await session.execute(
@@ -222,7 +291,11 @@ async def monthly_scores(
                 func.count(),
                 func.sum(case((VERDICTS.c.compliant.is_(True), 1), else_=0)),
             )
-            .where(VERDICTS.c.judged.is_(True), VERDICTS.c.week_sunday.between(first, last))
+            .where(
+                VERDICTS.c.judged.is_(True),
+                VERDICTS.c.week_sunday.between(first, last),
+                VERDICTS.c.week.in_(select(WEEKS.c.week)),  # closed weeks only
+            )
             .group_by(VERDICTS.c.cadre_id)
         )
     }
@@ -250,29 +323,55 @@ async def monthly_scores(
     ):
         deductions[cadre_id] += _deduction(reason, severity, policy) * n
     scored = []
-    for cadre_id, town in township.items():
+    for cadre_id, (town, unit_id) in placed.items():
         judged, compliant = weeks.get(cadre_id, (0, 0))
         due, on_time = tasks.get(cadre_id, (0, 0))
-        attendance = _points(policy.score_attendance_weight, compliant or 0, judged)
-        task_points = _points(policy.score_task_weight, on_time or 0, due)
-        minus = deductions.get(cadre_id, Decimal(0)).quantize(CENT)
-        score = max(Decimal(0), attendance + task_points - minus).quantize(CENT)
-        components = {"attendance": attendance, "tasks": task_points, "deductions": minus}
-        scored.append({"cadre_id": cadre_id, "township_id": town, "score": score, "c": components})
+        score, components = score_of(
+            weeks_judged=judged,
+            weeks_compliant=compliant or 0,
+            tasks_due=due,
+            tasks_on_time=on_time or 0,
+            deductions=deductions.get(cadre_id, Decimal(0)),
+            policy=policy,
+        )
+        scored.append(
+            {
+                "cadre_id": cadre_id,
+                "township_id": town,
+                "unit_id": unit_id,
+                "score": score,
+                "ranked": bool(judged),
+                "not_ranked_reason": None if judged else NO_JUDGED_WEEK,
+                "c": components,
+            }
+        )
     _rank(scored)
     return await _store_scores(session, month, scored, now=now)
 
 
 def _rank(scored: list[dict[str, Any]]) -> None:
-    """Competition ranking within each township: equal scores share a rank (1, 1, 3)."""
+    """Competition ranking within each township: equal scores share a rank (1, 1, 3).
+    Only ranked cadres take part; the others have rank None."""
     by_town: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for s in scored:
-        by_town[s["township_id"]].append(s)
+        s["rank"] = None
+        if s["ranked"]:
+            by_town[s["township_id"]].append(s)
     for group in by_town.values():
         group.sort(key=lambda s: (-s["score"], str(s["cadre_id"])))
         for i, s in enumerate(group):
             same = i and group[i - 1]["score"] == s["score"]
             s["rank"] = group[i - 1]["rank"] if same else i + 1
+
+
+_STORED = ("township_id", "unit_id", "rank", "ranked", "not_ranked_reason")
+
+
+def _changed(was: Any, s: dict[str, Any], stored: dict[str, str]) -> bool:
+    if was is None or was.components != stored:
+        return True
+    old_score = None if was.score is None else Decimal(was.score)
+    return old_score != s["score"] or any(getattr(was, k) != s[k] for k in _STORED)
 
 
 async def _store_scores(
@@ -285,14 +384,7 @@ async def _store_scores(
     changed = []
     for s in scored:
         stored = {k: str(v) for k, v in s["c"].items()}
-        was = old.get(s["cadre_id"])
-        if (
-            was is None
-            or Decimal(was.score) != s["score"]
-            or was.rank != s["rank"]
-            or was.township_id != s["township_id"]
-            or was.components != stored
-        ):
+        if _changed(old.get(s["cadre_id"]), s, stored):
             changed.append(s | {"stored": stored})
     if changed:
         got = await session.execute(
@@ -300,19 +392,18 @@ async def _store_scores(
                 session,
                 SCORES,
                 ["cadre_id", "month"],
-                ["township_id", "score", "rank", "components", "updated_at"],
+                [*_STORED, "score", "components", "updated_at"],
             ),
             [
                 {
                     "cadre_id": s["cadre_id"],
                     "month": month,
-                    "township_id": s["township_id"],
                     "score": s["score"],
-                    "rank": s["rank"],
                     "components": s["stored"],
                     "updated_at": now,
                     "version": 1,
                 }
+                | {k: s[k] for k in _STORED}
                 for s in changed
             ],
         )
@@ -325,6 +416,8 @@ async def _store_scores(
                     township_id=s["township_id"],
                     score=s["score"],
                     rank=s["rank"],
+                    ranked=s["ranked"],
+                    not_ranked_reason=s["not_ranked_reason"],
                     components=s["c"],
                     entity_version=versions[s["cadre_id"]],
                 ),
@@ -333,6 +426,11 @@ async def _store_scores(
             for s in changed
         ]
         await emit(session, events, now)
+    names = await names_of(
+        session,
+        cadre_ids=[s["cadre_id"] for s in scored],
+        unit_ids=[s["township_id"] for s in scored if s["township_id"]],
+    )
     towns: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for s in scored:
         towns[s["township_id"]].append(s)
@@ -340,13 +438,34 @@ async def _store_scores(
         "month": month,
         "cadres": len(scored),
         "townships": [
-            {
-                "township_id": str(t) if t else None,
-                "cadres": len(group),
-                "average": str((sum(s["score"] for s in group) / len(group)).quantize(CENT)),
-                "top": [str(s["cadre_id"]) for s in sorted(group, key=lambda s: s["rank"])[:3]],
-            }
+            _township_row(t, group, names)
             for t, group in sorted(towns.items(), key=lambda kv: str(kv[0]))
+        ],
+    }
+
+
+def _township_row(town: Any, group: list[dict[str, Any]], names: Names) -> dict[str, Any]:
+    """`top` (ids) and `average` are over the ranked cadres; `top_cadres` names them."""
+    ranked = sorted(
+        (s for s in group if s["ranked"]), key=lambda s: (s["rank"], str(s["cadre_id"]))
+    )
+    average = sum(s["score"] for s in ranked) / len(ranked) if ranked else None
+    return {
+        "township_id": str(town) if town else None,
+        "name": names.units.get(town),
+        "cadres": len(group),
+        "ranked": len(ranked),
+        "not_ranked": len(group) - len(ranked),
+        "average": str(average.quantize(CENT)) if average is not None else None,
+        "top": [str(s["cadre_id"]) for s in ranked[:3]],
+        "top_cadres": [
+            {
+                "cadre_id": str(s["cadre_id"]),
+                "cadre_name": names.cadres.get(s["cadre_id"]),
+                "score": str(s["score"]),
+                "rank": s["rank"],
+            }
+            for s in ranked[:3]
         ],
     }
 
@@ -411,8 +530,33 @@ async def list_scores(
     page: PageParams,
     scope: uuid.UUID | None = None,
 ) -> dict[str, Any]:
+    """Score items with the cadre's, the township's, the posted unit's and its village's
+    names from the projections beside the ids."""
     parse_month(month)
-    stmt = select(SCORES).where(SCORES.c.month == month)
+    unit, village, village_path = UNITS.alias("unit"), UNITS.alias("village"), PATHS.alias("vp")
+    village_id = (
+        select(village_path.c.ancestor_id)
+        .join(village, village.c.unit_id == village_path.c.ancestor_id)
+        .where(village_path.c.unit_id == SCORES.c.unit_id, village.c.kind == "village")
+        .limit(1)
+        .scalar_subquery()
+    )
+    village_name = select(UNITS.c.name).where(UNITS.c.unit_id == village_id).scalar_subquery()
+    stmt = (
+        select(
+            SCORES,
+            CADRES.c.name.label("cadre_name"),
+            TOWN.c.name.label("township_name"),
+            unit.c.name.label("unit_name"),
+            village_id.label("village_id"),
+            village_name.label("village_name"),
+        )
+        .select_from(SCORES)
+        .outerjoin(CADRES, CADRES.c.cadre_id == SCORES.c.cadre_id)
+        .outerjoin(TOWN, TOWN.c.unit_id == SCORES.c.township_id)
+        .outerjoin(unit, unit.c.unit_id == SCORES.c.unit_id)
+        .where(SCORES.c.month == month)
+    )
     if scope is not None:
         stmt = stmt.where(SCORES.c.township_id.in_(subtree(scope)))
     if township_id:
