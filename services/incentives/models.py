@@ -171,6 +171,19 @@ class Eligibility(Base, table=True):
     month: str = Field(primary_key=True, max_length=7, index=True)
     gross: Decimal = Field(max_digits=12, decimal_places=2)
     total_deductions: Decimal = Field(max_digits=12, decimal_places=2)
+    # gross - deductions_applied = net; total_deductions - deductions_applied = carried_forward
+    deductions_applied: Decimal = Field(
+        default=Decimal("0.00"),
+        max_digits=12,
+        decimal_places=2,
+        sa_column_kwargs={"server_default": "0"},
+    )
+    carried_forward: Decimal = Field(
+        default=Decimal("0.00"),
+        max_digits=12,
+        decimal_places=2,
+        sa_column_kwargs={"server_default": "0"},
+    )
     net: Decimal = Field(max_digits=12, decimal_places=2)
     items: str = Field(sa_type=Text)
     policy_versions: str = Field(max_length=1000)
@@ -210,12 +223,31 @@ class StipendLine(Base, table=True):
     cadre_name: str = Field(max_length=200)
     unit_id: uuid.UUID | None = None
     township_id: uuid.UUID | None = None
+    # Names as of the line's (re)build; a locked line keeps them.
+    township_name: str | None = Field(default=None, max_length=200)
+    village_id: uuid.UUID | None = None
+    village_name: str | None = Field(default=None, max_length=200)
     kind: str = Field(max_length=12)
     for_month: str = Field(max_length=7)
     gross: Decimal = Field(max_digits=12, decimal_places=2)
     deductions_total: Decimal = Field(max_digits=12, decimal_places=2)
+    deductions_applied: Decimal = Field(
+        default=Decimal("0.00"),
+        max_digits=12,
+        decimal_places=2,
+        sa_column_kwargs={"server_default": "0"},
+    )
+    carried_forward: Decimal = Field(
+        default=Decimal("0.00"),
+        max_digits=12,
+        decimal_places=2,
+        sa_column_kwargs={"server_default": "0"},
+    )
     net: Decimal = Field(max_digits=12, decimal_places=2)
     policy_version: str = Field(max_length=1000)
+    # {"components": [...], "deductions": [...]}: the month's items (regular) or what
+    # changed in them since the locked lines (adjustment), as canonical JSON.
+    items: str | None = Field(default=None, sa_type=Text)
 
 
 class BatchGuard(Base, table=True):

@@ -16,6 +16,10 @@ from shared.clock import format_month, month_end
 from shared.contracts.enums import ActionStatus, EntryReason, EntryStatus, HonorLevel
 
 ZERO = Decimal("0.00")
+# Deductions a month's gross pay could not absorb move on to the cadre's next month as a
+# deduction of this kind (README, "Money on a line"), until they are consumed.
+CARRIED_FORWARD = "carried_forward"
+CARRY_SOURCE = "incentives.eligibility"
 
 
 def fmt(amount: Decimal) -> str:
@@ -121,8 +125,37 @@ class Item:
         }
 
 
+def split_versions(items) -> set[str]:
+    """The policy versions items name (a carried-forward item names several, comma-joined)."""
+    return {v for i in items for v in i.policy_version.split(",") if v}
+
+
+@dataclass(frozen=True)
+class Carry:
+    """What a month's deductions left over after taking its whole gross pay."""
+
+    amount: Decimal
+    month: str  # the month it came from
+    policy_versions: str  # of the deductions behind it, comma-joined
+
+
+def carry_item(cadre_id: UUID, carry: Carry, to_month: str) -> Item:
+    return Item(
+        CARRIED_FORWARD,
+        carry.amount,
+        f"carried forward from {carry.month}: deductions of {carry.month} that exceeded its "
+        f"gross pay, applied in {to_month}",
+        Source(CARRY_SOURCE, f"{cadre_id}@{carry.month}"),
+        carry.policy_versions,
+    )
+
+
 @dataclass
 class Result:
+    """Money identity: gross - deductions_applied = net, and total_deductions (every
+    deduction of the month, a carried-in one included) = deductions_applied +
+    carried_forward. Net is never below zero; what it could not take is carried forward."""
+
     cadre_id: UUID
     month: str
     components: list[Item]
@@ -137,12 +170,37 @@ class Result:
         return sum((i.amount for i in self.deductions), ZERO)
 
     @property
+    def deductions_applied(self) -> Decimal:
+        return min(self.gross, self.total_deductions)
+
+    @property
+    def carried_forward(self) -> Decimal:
+        return self.total_deductions - self.deductions_applied
+
+    @property
     def net(self) -> Decimal:
-        return max(ZERO, self.gross - self.total_deductions)
+        return self.gross - self.deductions_applied
+
+    @property
+    def amounts(self) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+        """(gross, deductions_total, deductions_applied, carried_forward, net) of a line."""
+        return (
+            self.gross,
+            self.total_deductions,
+            self.deductions_applied,
+            self.carried_forward,
+            self.net,
+        )
+
+    def carry_out(self) -> Carry | None:
+        if self.carried_forward <= 0:
+            return None
+        versions = ",".join(sorted(split_versions(self.deductions)))
+        return Carry(self.carried_forward, self.month, versions)
 
     @property
     def policy_versions(self) -> list[str]:
-        return sorted({i.policy_version for i in self.components + self.deductions})
+        return sorted(split_versions(self.components + self.deductions))
 
     @property
     def empty(self) -> bool:
@@ -244,8 +302,9 @@ def honor_qualification(
     return None
 
 
-def compute(facts: CadreFacts, first: date, book: PolicyBook) -> Result:
-    """A cadre's eligibility for the month starting on `first` (DESIGN.md §5, §7.1)."""
+def compute(facts: CadreFacts, first: date, book: PolicyBook, carry: Carry | None = None) -> Result:
+    """A cadre's eligibility for the month starting on `first` (DESIGN.md §5, §7.1), with
+    what the previous month carried forward (`carry`) as its last deduction."""
     last = month_end(first)
     dim = last.day
     month = format_month(first)
@@ -354,4 +413,6 @@ def compute(facts: CadreFacts, first: date, book: PolicyBook) -> Result:
                 week_policy.version,
             )
         )
+    if carry is not None and carry.amount > 0:
+        deductions.append(carry_item(facts.cadre_id, carry, month))
     return Result(facts.cadre_id, month, components, deductions)

@@ -26,11 +26,14 @@ class EligibilityItem(BaseModel):
 
 class EligibilityOut(BaseModel):
     cadre_id: str
+    cadre_name: str | None
     month: str
     components: list[EligibilityItem]
     deductions: list[EligibilityItem]
     gross: Money
-    total_deductions: Money
+    total_deductions: Money = Field(description="every deduction of the month, carried-in too")
+    deductions_applied: Money = Field(description="what gross pay took: gross - net")
+    carried_forward: Money = Field(description="the rest, deducted in the next month")
     net: Money
 
 
@@ -65,6 +68,8 @@ class TownshipTotals(BaseModel):
     lines: int
     gross: Money
     deductions_total: Money
+    deductions_applied: Money
+    carried_forward: Money
     net: Money
 
 
@@ -72,6 +77,8 @@ class BatchTotals(BaseModel):
     lines: int
     gross: Money
     deductions_total: Money
+    deductions_applied: Money
+    carried_forward: Money
     net: Money
     by_township: list[TownshipTotals]
 
@@ -89,15 +96,24 @@ class BatchOut(BaseModel):
 
 
 class LineOut(BaseModel):
+    """gross - deductions_applied = net (an adjustment: of its signed deltas)."""
+
     cadre_id: str
     cadre_name: str
+    village_id: str | None
+    village_name: str | None
     township_id: str | None
+    township_name: str | None
     kind: str
     for_month: str
     gross: Money
     deductions_total: Money
+    deductions_applied: Money
+    carried_forward: Money
     net: Money
     policy_version: str
+    components: list[EligibilityItem]
+    deductions: list[EligibilityItem]
 
 
 class ScoreMonth(BaseModel):

@@ -18,6 +18,9 @@ class EligibilityChanged(EventPayload):
     gross: Decimal
     total_deductions: Decimal
     net: Decimal
+    # gross - deductions_applied = net; the rest of total_deductions moves to the next month
+    deductions_applied: Decimal = Decimal("0.00")
+    carried_forward: Decimal = Decimal("0.00")
 
 
 class _Batch(EventPayload):

@@ -52,17 +52,27 @@ async def test_build_a_draft_with_totals_per_township(system, world):
     got = {line["cadre_name"]: line["net"] for line in lines}
     assert got == {"An": "2000.00", "Bo": "1400.00", "Chen": "3000.00", "Du": "1800.00"}
     du = by_cadre(lines)[str(c["d"])]
+    items = {k: du.pop(k) for k in ("components", "deductions")}
     assert du == {
         "cadre_id": str(c["d"]),
         "cadre_name": "Du",
+        "village_id": str(u["village_b"]),
+        "village_name": "Village B",
         "township_id": str(u["town_b"]),
+        "township_name": "Town B",
         "kind": "regular",
         "for_month": "2026-11",
         "gross": "2000.00",
         "deductions_total": "200.00",
+        "deductions_applied": "200.00",
+        "carried_forward": "0.00",
         "net": "1800.00",
         "policy_version": "posted_subsidy@2018-01-01,study_class@2018-01-01",
     }
+    assert [(i["kind"], i["amount"]) for i in items["components"]] == [
+        ("posted_subsidy", "2000.00")
+    ]
+    assert [(i["kind"], i["amount"]) for i in items["deductions"]] == [("study_class", "200.00")]
     assert by_cadre(lines)[str(c["b"])]["township_id"] == str(u["town_a"])  # group's township
     assert by_cadre(lines)[str(c["c"])]["township_id"] is None
     totals = batch["totals"]
@@ -212,7 +222,7 @@ async def test_lock_freezes_the_batch_and_late_events_become_adjustments(system,
 
     # A late October deduction for An, before November has a batch
     entry_id, _ = await entry(system, c["a"], day=date(2026, 10, 28))
-    late, _ = await action(
+    late, late_event = await action(
         system, c["a"], entry_id, day=date(2026, 10, 28), rung="study_class", count=1
     )
     assert (await eligibility(system, c["a"], "2026-10"))["net"] == "1800.00"
@@ -222,14 +232,24 @@ async def test_lock_freezes_the_batch_and_late_events_become_adjustments(system,
 
     november = await build(system, "2026-11")
     [adj] = await lines_of(system, november["id"], kind="adjustment")
+    assert adj["components"] == []  # only what changed since October was locked
+    assert [(d["kind"], d["amount"], d["source"]["id"]) for d in adj["deductions"]] == [
+        ("study_class", "200.00", late_event)
+    ]
+    del adj["components"], adj["deductions"]
     assert adj == {
         "cadre_id": str(c["a"]),
         "cadre_name": "An",
+        "village_id": str(world["units"]["village_a"]),
+        "village_name": "Village A",
         "township_id": str(world["units"]["town_a"]),
+        "township_name": "Town A",
         "kind": "adjustment",
         "for_month": "2026-10",
         "gross": "0.00",
         "deductions_total": "200.00",
+        "deductions_applied": "200.00",
+        "carried_forward": "0.00",
         "net": "-200.00",
         "policy_version": "posted_subsidy@2018-01-01,study_class@2018-01-01",
     }

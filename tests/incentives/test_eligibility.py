@@ -38,8 +38,10 @@ async def test_shape_and_posted_subsidy_from_mid_month(system, units):
     pid, event_id = await posting(system, cid, units["village_a"], start=date(2026, 11, 10))
     body = await eligibility(system, cid, "2026-11")
     assert set(body) == {
-        "cadre_id", "month", "components", "deductions", "gross", "total_deductions", "net"
+        "cadre_id", "cadre_name", "month", "components", "deductions", "gross",
+        "total_deductions", "deductions_applied", "carried_forward", "net",
     }  # fmt: skip
+    assert body["cadre_name"] == "Wei Kongcheng"
     assert body["cadre_id"] == str(cid) and body["month"] == "2026-11"
     [item] = body["components"]
     assert item["kind"] == "posted_subsidy"
@@ -282,6 +284,8 @@ async def test_changes_are_announced_once(system, units):
             "gross": "1400.00",
             "total_deductions": "0.00",
             "net": "1400.00",
+            "deductions_applied": "0.00",
+            "carried_forward": "0.00",
         }
     ]
 

@@ -13,20 +13,30 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.incentives.models import batches, cadre_states, eligibility, lines, postings, units
 from services.incentives.rules import compute, fmt
 from services.incentives.service import eligibility as eligibility_service
-from services.incentives.service.eligibility import canonical
+from services.incentives.service.eligibility import (
+    canonical,
+    carry_into,
+    next_month,
+    stored_amounts,
+    stored_carry,
+)
 from services.incentives.service.facts import load_book, load_facts, subtree
 from services.incentives.service.lines import (
     CLOSED,
     LINE_ORDER,
+    MONEY,
+    NOTHING_SETTLED,
     LineSpec,
     adjustment_target,
     batch_states,
     exclusive_guard,
     fen_sum,
     from_fen,
+    item_delta,
     less,
     line_rows,
     line_wire,
+    settled,
     spec_for,
 )
 from shared.clock import format_month, month_end
@@ -67,9 +77,7 @@ async def totals(session: AsyncSession, batch_id: UUID, scope: UUID | None = Non
                 lines.c.township_id,
                 units.c.name,
                 func.count(),
-                fen_sum(lines.c.gross),
-                fen_sum(lines.c.deductions_total),
-                fen_sum(lines.c.net),
+                *(fen_sum(lines.c[m]) for m in MONEY),
             )
             .select_from(lines.outerjoin(units, units.c.unit_id == lines.c.township_id))
             .where(*where)
@@ -82,21 +90,17 @@ async def totals(session: AsyncSession, batch_id: UUID, scope: UUID | None = Non
             "township_id": str(r[0]) if r[0] else None,
             "township_name": r[1],
             "lines": r[2],
-            "gross": from_fen(r[3]),
-            "deductions_total": from_fen(r[4]),
-            "net": from_fen(r[5]),
+            **{m: from_fen(v) for m, v in zip(MONEY, r[3:], strict=True)},
         }
         for r in rows
     ]
     zero = Decimal("0.00")
     out = {
         "lines": sum(t["lines"] for t in by_town),
-        "gross": fmt(sum((t["gross"] for t in by_town), zero)),
-        "deductions_total": fmt(sum((t["deductions_total"] for t in by_town), zero)),
-        "net": fmt(sum((t["net"] for t in by_town), zero)),
+        **{m: fmt(sum((t[m] for t in by_town), zero)) for m in MONEY},
     }
     for t in by_town:
-        for k in ("gross", "deductions_total", "net"):
+        for k in MONEY:
             t[k] = fmt(t[k])
     return out | {"by_township": by_town}
 
@@ -171,12 +175,41 @@ async def _build_regular(session: AsyncSession, batch_id: UUID, first: date, now
         if not ids:
             return
         facts = await load_facts(session, ids, first=first, last=last)
-        results = [compute(facts[c], first, book) for c in ids]
+        carries = await _carries(session, ids, first, book)
+        results = [compute(facts[c], first, book, carries.get(c)) for c in ids]
         await eligibility_service.store(session, results, now=now)
         rows = await line_rows(session, [spec_for(r, batch_id, "regular") for r in results], facts)
         if rows:
             await session.execute(lines.insert(), rows)
         after = ids[-1]
+
+
+async def _carries(session: AsyncSession, ids: list[UUID], first: date, book) -> dict:
+    """What reaches the month from each cadre's months before (one read for them all; a
+    cadre whose last stored month is earlier than the one before has the gap computed)."""
+    month = format_month(first)
+    e = eligibility.c
+    latest = (
+        select(e.cadre_id, func.max(e.month).label("month"))
+        .where(e.cadre_id.in_(ids), e.month < month)
+        .group_by(e.cadre_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(eligibility).join(
+            latest, and_(latest.c.cadre_id == e.cadre_id, latest.c.month == e.month)
+        )
+    )
+    out = {}
+    for row in rows:
+        carry = stored_carry(row)
+        if carry is None:
+            continue
+        if next_month(date.fromisoformat(row.month + "-01")) == first:
+            out[row.cadre_id] = carry
+        else:
+            out[row.cadre_id] = await carry_into(session, row.cadre_id, first, book)
+    return out
 
 
 async def _build_adjustments(session: AsyncSession, batch_id: UUID) -> None:
@@ -193,9 +226,7 @@ async def _build_adjustments(session: AsyncSession, batch_id: UUID) -> None:
         select(
             lines.c.cadre_id,
             lines.c.for_month,
-            fen_sum(lines.c.gross).label("g"),
-            fen_sum(lines.c.deductions_total).label("d"),
-            fen_sum(lines.c.net).label("n"),
+            *(fen_sum(lines.c[m]).label(m) for m in MONEY),
         )
         .join(batches, and_(batches.c.id == lines.c.batch_id, batches.c.status.in_(CLOSED)))
         .where(lines.c.for_month.in_(months))
@@ -203,19 +234,11 @@ async def _build_adjustments(session: AsyncSession, batch_id: UUID) -> None:
         .subquery()
     )
     e = eligibility.c
+    due = dict(zip(MONEY, (e.gross, e.total_deductions, e.deductions_applied,
+                           e.carried_forward, e.net), strict=True))  # fmt: skip
     rows = (
         await session.execute(
-            select(
-                e.cadre_id,
-                e.month,
-                e.gross,
-                e.total_deductions,
-                e.net,
-                e.policy_versions,
-                func.coalesce(paid.c.g, 0).label("paid_g"),
-                func.coalesce(paid.c.d, 0).label("paid_d"),
-                func.coalesce(paid.c.n, 0).label("paid_n"),
-            )
+            select(eligibility)
             .select_from(
                 eligibility.outerjoin(
                     paid, and_(paid.c.cadre_id == e.cadre_id, paid.c.for_month == e.month)
@@ -223,31 +246,28 @@ async def _build_adjustments(session: AsyncSession, batch_id: UUID) -> None:
             )
             .where(
                 e.month.in_(months),
-                or_(
-                    func.coalesce(paid.c.g, 0) != func.round(e.gross * 100),
-                    func.coalesce(paid.c.d, 0) != func.round(e.total_deductions * 100),
-                    func.coalesce(paid.c.n, 0) != func.round(e.net * 100),
-                ),
+                or_(*(func.coalesce(paid.c[m], 0) != func.round(due[m] * 100) for m in MONEY)),
             )
         )
     ).all()
     if not rows:
         return
     facts = await load_facts(session, {r.cadre_id for r in rows})
-    specs = [
-        LineSpec(
-            batch_id,
-            "adjustment",
-            r.cadre_id,
-            r.month,
-            less(
-                (r.gross, r.total_deductions, r.net),
-                (from_fen(r.paid_g), from_fen(r.paid_d), from_fen(r.paid_n)),
-            ),
-            r.policy_versions,
+    held = await settled(session, [(r.cadre_id, r.month) for r in rows])
+    specs = []
+    for r in rows:
+        paid_now = held.get((r.cadre_id, r.month), NOTHING_SETTLED)
+        specs.append(
+            LineSpec(
+                batch_id,
+                "adjustment",
+                r.cadre_id,
+                r.month,
+                less(stored_amounts(r), paid_now.amounts),
+                r.policy_versions,
+                item_delta(json.loads(r.items), paid_now.items),
+            )
         )
-        for r in rows
-    ]
     if out := await line_rows(session, specs, facts):
         await session.execute(lines.insert(), out)
 

@@ -10,9 +10,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.incentives.models import eligibility, postings
-from services.incentives.rules import Result, compute, fmt
+from services.incentives.policies import PolicyBook
+from services.incentives.rules import CARRIED_FORWARD, CadreFacts, Carry, Result, compute, fmt
 from services.incentives.service import lines as line_service
-from services.incentives.service.facts import load_book, load_facts, subtree
+from services.incentives.service.facts import cadre_names, load_book, load_facts, subtree
 from shared.clock import Clock, format_month, month_end, parse_month
 from shared.contracts.incentives import EligibilityChanged
 from shared.db import upsert
@@ -40,30 +41,95 @@ def months_between(since: date, until: date) -> list[date]:
     return out
 
 
-def _wire(cadre_id, month: str, items: dict, gross, deductions, net) -> dict:
+def next_month(first: date) -> date:
+    return date(first.year + (first.month == 12), first.month % 12 + 1, 1)
+
+
+def _wire(cadre_id, month: str, items: dict, amounts) -> dict:
+    gross, deductions, applied, carried, net = amounts
     return {
         "cadre_id": str(cadre_id),
         "month": month,
         **items,
         "gross": fmt(gross),
         "total_deductions": fmt(deductions),
+        "deductions_applied": fmt(applied),
+        "carried_forward": fmt(carried),
         "net": fmt(net),
     }
 
 
 def wire(r: Result) -> dict:
     """The §7.1 answer for a computed result."""
-    return _wire(r.cadre_id, r.month, r.items_wire(), r.gross, r.total_deductions, r.net)
+    return _wire(r.cadre_id, r.month, r.items_wire(), r.amounts)
+
+
+def stored_amounts(row) -> tuple:
+    return (row.gross, row.total_deductions, row.deductions_applied, row.carried_forward, row.net)
 
 
 def stored_wire(row) -> dict:
     """The same answer from a stored row (items kept as their canonical JSON)."""
-    items = json.loads(row.items)
-    return _wire(row.cadre_id, row.month, items, row.gross, row.total_deductions, row.net)
+    return _wire(row.cadre_id, row.month, json.loads(row.items), stored_amounts(row))
+
+
+def stored_carry(row) -> Carry | None:
+    """What a stored month carries forward to the next."""
+    if row is None or row.carried_forward <= 0:
+        return None
+    deductions = json.loads(row.items)["deductions"]
+    versions = {v for d in deductions for v in d["policy_version"].split(",") if v}
+    return Carry(row.carried_forward + 0, row.month, ",".join(sorted(versions)))
+
+
+def chain(
+    facts: CadreFacts, first: date, last: date, book: PolicyBook, carry: Carry | None
+) -> list[Result]:
+    """Months first..last in order, each taking what the one before carried forward."""
+    out = []
+    while first <= last:
+        r = compute(facts, first, book, carry)
+        out.append(r)
+        carry = r.carry_out()
+        first = next_month(first)
+    return out
+
+
+async def carry_into(
+    session: AsyncSession,
+    cadre_id: UUID,
+    first: date,
+    book: PolicyBook,
+    facts: CadreFacts | None = None,
+) -> Carry | None:
+    """What reaches the month starting on `first` from the months before it.
+
+    Every month with a deduction is stored (events about deductions store their month), so
+    the chain starts at the latest stored month before; months between it and `first`
+    that nothing stored are computed on the way (`facts`: all of the cadre's, or loaded).
+    """
+    prev = (
+        await session.execute(
+            select(eligibility)
+            .where(eligibility.c.cadre_id == cadre_id, eligibility.c.month < format_month(first))
+            .order_by(eligibility.c.month.desc())
+            .limit(1)
+        )
+    ).one_or_none()
+    carry = stored_carry(prev)
+    if carry is None:
+        return None
+    gap = next_month(parse_month(prev.month))
+    if gap >= first:
+        return carry
+    if facts is None:
+        facts = (await load_facts(session, [cadre_id]))[cadre_id]
+    return chain(facts, gap, date.fromordinal(first.toordinal() - 1), book, carry)[-1].carry_out()
 
 
 async def read(session: AsyncSession, *, cadre_id: UUID, first: date) -> dict:
-    """The stored eligibility, or (for a month nothing has touched yet) computed now."""
+    """The stored eligibility, or (for a month nothing has touched yet) computed now; with
+    the cadre's name from the projection."""
     row = (
         await session.execute(
             select(eligibility).where(
@@ -72,9 +138,14 @@ async def read(session: AsyncSession, *, cadre_id: UUID, first: date) -> dict:
         )
     ).one_or_none()
     if row is not None:
-        return stored_wire(row)
-    facts = (await load_facts(session, [cadre_id]))[cadre_id]
-    return wire(compute(facts, first, await load_book(session)))
+        body = stored_wire(row)
+    else:
+        facts = (await load_facts(session, [cadre_id]))[cadre_id]
+        book = await load_book(session)
+        carry = await carry_into(session, cadre_id, first, book, facts)
+        body = wire(compute(facts, first, book, carry))
+    name = (await cadre_names(session, [cadre_id])).get(cadre_id)
+    return {"cadre_id": body.pop("cadre_id"), "cadre_name": name} | body
 
 
 async def ensure_in_scope(
@@ -117,7 +188,7 @@ async def store(session: AsyncSession, results: list[Result], *, now: datetime) 
         old = existing.get((r.cadre_id, r.month))
         if old is None and r.empty:
             continue
-        if old is not None and old.items == items and old.net == r.net and old.gross == r.gross:
+        if old is not None and old.items == items and stored_amounts(old) == r.amounts:
             continue
         changed.append(r)
         rows.append(
@@ -126,6 +197,8 @@ async def store(session: AsyncSession, results: list[Result], *, now: datetime) 
                 "month": r.month,
                 "gross": r.gross,
                 "total_deductions": r.total_deductions,
+                "deductions_applied": r.deductions_applied,
+                "carried_forward": r.carried_forward,
                 "net": r.net,
                 "items": items,
                 "policy_versions": ",".join(r.policy_versions),
@@ -133,7 +206,16 @@ async def store(session: AsyncSession, results: list[Result], *, now: datetime) 
             }
         )
     if rows:
-        cols = ["gross", "total_deductions", "net", "items", "policy_versions", "computed_at"]
+        cols = [
+            "gross",
+            "total_deductions",
+            "deductions_applied",
+            "carried_forward",
+            "net",
+            "items",
+            "policy_versions",
+            "computed_at",
+        ]
         await session.execute(upsert(session, eligibility, ["cadre_id", "month"], cols), rows)
         await add_events(
             session,
@@ -144,6 +226,8 @@ async def store(session: AsyncSession, results: list[Result], *, now: datetime) 
                         month=r.month,
                         gross=r.gross,
                         total_deductions=r.total_deductions,
+                        deductions_applied=r.deductions_applied,
+                        carried_forward=r.carried_forward,
                         net=r.net,
                     ),
                     r.cadre_id,
@@ -162,6 +246,9 @@ async def refresh_cadre(
     """Recompute a cadre's months from `since` to `until` (open: this month), never past
     this month unless `since` is later, plus every later month already stored or batched,
     so a changed fact reaches all the months it can touch.
+
+    The months between are computed too, in order, so that what one month carries forward
+    reaches the next; of those, a month is stored when it was due anyway or takes a carry.
     """
     await line_service.share_guard(session)
     book = await load_book(session)
@@ -180,6 +267,12 @@ async def refresh_cadre(
     firsts |= {parse_month(m) for m in later.scalars()}
     firsts |= {parse_month(m) for m in await line_service.batch_months(session) if m >= since_month}
     facts = (await load_facts(session, [cadre_id]))[cadre_id]
-    results = [compute(facts, first, book) for first in sorted(firsts)]
+    start, end = min(firsts), max(firsts)
+    carry = await carry_into(session, cadre_id, start, book, facts)
+    results = [
+        r
+        for r in chain(facts, start, end, book, carry)
+        if parse_month(r.month) in firsts or any(d.kind == CARRIED_FORWARD for d in r.deductions)
+    ]
     await store(session, results, now=now)
     await line_service.sync(session, results, {cadre_id: facts})

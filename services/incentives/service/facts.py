@@ -143,8 +143,10 @@ async def cadre_units(session: AsyncSession, cadre_ids: Iterable[UUID]) -> dict[
     return {r[0]: r[1] for r in rows}
 
 
-async def townships_of(session: AsyncSession, unit_ids: Iterable[UUID]) -> dict[UUID, UUID]:
-    """The township (ancestor or self of kind township) of each unit known so far."""
+async def townships_of(
+    session: AsyncSession, unit_ids: Iterable[UUID], kind: str = "township"
+) -> dict[UUID, UUID]:
+    """The township (ancestor or self of that `kind`) of each unit known so far."""
     ids = [u for u in set(unit_ids) if u is not None]
     if not ids:
         return {}
@@ -152,11 +154,38 @@ async def townships_of(session: AsyncSession, unit_ids: Iterable[UUID]) -> dict[
         select(unit_ancestors.c.unit_id, unit_ancestors.c.ancestor_id)
         .join(
             units,
-            and_(units.c.unit_id == unit_ancestors.c.ancestor_id, units.c.kind == "township"),
+            and_(units.c.unit_id == unit_ancestors.c.ancestor_id, units.c.kind == kind),
         )
         .where(unit_ancestors.c.unit_id.in_(ids))
     )
     return {r[0]: r[1] for r in rows}
+
+
+async def unit_names(session: AsyncSession, unit_ids: Iterable[UUID]) -> dict[UUID, str]:
+    ids = [u for u in set(unit_ids) if u is not None]
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(units.c.unit_id, units.c.name).where(units.c.unit_id.in_(ids))
+    )
+    return {r[0]: r[1] for r in rows}
+
+
+async def places_of(session: AsyncSession, unit_ids: Iterable[UUID]) -> dict[UUID, dict]:
+    """Per unit: the village and township it lies in (ancestor or self), ids and names."""
+    ids = [u for u in set(unit_ids) if u is not None]
+    towns = await townships_of(session, ids)
+    villages = await townships_of(session, ids, kind="village")
+    names = await unit_names(session, [*towns.values(), *villages.values()])
+    return {
+        u: {
+            "township_id": towns.get(u),
+            "township_name": names.get(towns.get(u)),
+            "village_id": villages.get(u),
+            "village_name": names.get(villages.get(u)),
+        }
+        for u in ids
+    }
 
 
 def subtree(unit_id: UUID):

@@ -2,6 +2,7 @@
 regular line of a draft month, the adjustment line a late change to a locked month
 becomes in the next open batch, and the line queries."""
 
+import json
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import NamedTuple
@@ -17,8 +18,8 @@ from services.incentives.service.facts import (
     cadre_units,
     cursor_uuid,
     home_unit,
+    places_of,
     subtree,
-    townships_of,
 )
 from shared.clock import month_end, parse_month
 from shared.contracts.enums import BatchStatus
@@ -27,7 +28,13 @@ from shared.errors import InvalidInput
 from shared.pagination import PageParams, make_page
 
 CLOSED = (BatchStatus.locked, BatchStatus.paid)
-NOTHING = (ZERO, ZERO, ZERO)
+# A line's money: gross - deductions_applied = net; deductions_total (incurred, a
+# carried-in deduction included) - deductions_applied = carried_forward.
+MONEY = ("gross", "deductions_total", "deductions_applied", "carried_forward", "net")
+Amounts = tuple[Decimal, Decimal, Decimal, Decimal, Decimal]
+NOTHING: Amounts = (ZERO, ZERO, ZERO, ZERO, ZERO)
+PARTS = ("components", "deductions")
+NO_ITEMS = {"components": [], "deductions": []}
 
 
 async def share_guard(session: AsyncSession) -> None:
@@ -74,28 +81,68 @@ def adjustment_target(states: dict[str, tuple[UUID, str]], month: str) -> UUID |
     return states[drafts[0]][0] if drafts else None
 
 
+def _key(part: str, item: dict) -> tuple:
+    src = item["source"]
+    return (part, item["kind"], src["type"], src["id"], item["policy_version"])
+
+
+def add_items(into: dict, items: dict | None, sign: int = 1) -> None:
+    """Sum items by (part, kind, source, policy version) into `into`."""
+    for part in PARTS:
+        for item in (items or NO_ITEMS)[part]:
+            key = _key(part, item)
+            amount, first = into.get(key, (ZERO, item))
+            into[key] = (amount + sign * Decimal(item["amount"]), first)
+
+
+def item_delta(due: dict, held: dict) -> dict:
+    """The items that differ between what is due now and what locked lines hold, as signed
+    amounts (an item no longer due: its held amount, negated)."""
+    sums: dict = {}
+    add_items(sums, due)
+    for key, (amount, item) in held.items():
+        now, current = sums.get(key, (ZERO, item))
+        sums[key] = (now - amount, current)
+    out = {part: [] for part in PARTS}
+    for (part, *_), (amount, item) in sums.items():
+        if amount != 0:
+            out[part].append(item | {"amount": fmt(amount)})
+    return out
+
+
+class Settled(NamedTuple):
+    amounts: Amounts
+    items: dict  # _key -> (amount, item)
+
+
+NOTHING_SETTLED = Settled(NOTHING, {})
+
+
 async def settled(
     session: AsyncSession, pairs: Iterable[tuple[UUID, str]]
-) -> dict[tuple[UUID, str], tuple[Decimal, Decimal, Decimal]]:
-    """What locked and paid batches already hold for (cadre, month): gross, deductions, net."""
-    pairs = list(pairs)
+) -> dict[tuple[UUID, str], Settled]:
+    """What locked and paid batches already hold for (cadre, month): amounts and items."""
+    pairs = set(pairs)
     if not pairs:
         return {}
     ids = {c for c, _ in pairs}
     months = {m for _, m in pairs}
     rows = await session.execute(
-        select(
-            lines.c.cadre_id,
-            lines.c.for_month,
-            fen_sum(lines.c.gross),
-            fen_sum(lines.c.deductions_total),
-            fen_sum(lines.c.net),
-        )
+        select(lines)
         .join(batches, and_(batches.c.id == lines.c.batch_id, batches.c.status.in_(CLOSED)))
         .where(lines.c.cadre_id.in_(ids), lines.c.for_month.in_(months))
-        .group_by(lines.c.cadre_id, lines.c.for_month)
+        .order_by(lines.c.for_month, batches.c.month)
     )
-    return {(r[0], r[1]): (from_fen(r[2]), from_fen(r[3]), from_fen(r[4])) for r in rows}
+    out: dict[tuple[UUID, str], Settled] = {}
+    for r in rows:
+        key = (r.cadre_id, r.for_month)
+        if key not in pairs:
+            continue
+        held = out.get(key) or Settled(NOTHING, {})
+        amounts = tuple(a + getattr(r, m) for a, m in zip(held.amounts, MONEY, strict=True))
+        add_items(held.items, json.loads(r.items) if r.items else None)
+        out[key] = Settled(tuple(a.quantize(ZERO) for a in amounts), held.items)
+    return out
 
 
 class LineSpec(NamedTuple):
@@ -105,8 +152,9 @@ class LineSpec(NamedTuple):
     kind: str  # regular: what the month is due; adjustment: due less what was paid
     cadre_id: UUID
     month: str
-    amounts: tuple[Decimal, Decimal, Decimal]  # gross, deductions, net
+    amounts: Amounts  # gross, deductions_total, deductions_applied, carried_forward, net
     versions: str
+    items: dict  # components and deductions (an adjustment: their signed changes)
 
     def carries_something(self) -> bool:
         """A regular line needs gross pay, an adjustment a difference in any amount."""
@@ -128,11 +176,10 @@ async def line_rows(
         first = parse_month(s.month)
         posted = home_unit(facts[s.cadre_id], first, month_end(first))
         homes[(s.cadre_id, s.month)] = posted or belongs.get(s.cadre_id)
-    towns = await townships_of(session, homes.values())
+    places = await places_of(session, homes.values())
     rows = []
     for s in specs:
         unit = homes[(s.cadre_id, s.month)]
-        gross, deductions, net = s.amounts
         rows.append(
             {
                 "id": uuid4(),
@@ -140,26 +187,38 @@ async def line_rows(
                 "cadre_id": s.cadre_id,
                 "cadre_name": names.get(s.cadre_id, ""),
                 "unit_id": unit,
-                "township_id": towns.get(unit),
+                **places.get(unit, EMPTY_PLACE),
                 "kind": s.kind,
                 "for_month": s.month,
-                "gross": gross,
-                "deductions_total": deductions,
-                "net": net,
+                **dict(zip(MONEY, s.amounts, strict=True)),
                 "policy_version": s.versions,
+                "items": canonical_json(s.items),
             }
         )
     return rows
 
 
-def less(due: tuple[Decimal, Decimal, Decimal], paid: tuple[Decimal, Decimal, Decimal]):
+EMPTY_PLACE = {"township_id": None, "township_name": None, "village_id": None, "village_name": None}
+
+
+def canonical_json(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def less(due: Amounts, paid: Amounts) -> Amounts:
     return tuple(d - p for d, p in zip(due, paid, strict=True))
 
 
-def spec_for(result: Result, batch_id: UUID, kind: str, paid=NOTHING) -> LineSpec:
-    due = (result.gross, result.total_deductions, result.net)
+def spec_for(
+    result: Result, batch_id: UUID, kind: str, paid: Settled = NOTHING_SETTLED
+) -> LineSpec:
+    """A regular line is the month as due; an adjustment, due less what locked lines hold."""
     versions = ",".join(result.policy_versions)
-    return LineSpec(batch_id, kind, result.cadre_id, result.month, less(due, paid), versions)
+    amounts = less(result.amounts, paid.amounts)
+    items = (
+        result.items_wire() if kind == "regular" else item_delta(result.items_wire(), paid.items)
+    )
+    return LineSpec(batch_id, kind, result.cadre_id, result.month, amounts, versions, items)
 
 
 async def sync(session: AsyncSession, results: list[Result], facts: dict[UUID, CadreFacts]) -> None:
@@ -190,24 +249,33 @@ async def sync(session: AsyncSession, results: list[Result], facts: dict[UUID, C
             )
         )
     specs = [
-        spec_for(r, batch_id, kind, paid.get((r.cadre_id, r.month), NOTHING))
+        spec_for(r, batch_id, kind, paid.get((r.cadre_id, r.month), NOTHING_SETTLED))
         for r, batch_id, kind in targets
     ]
     if rows := await line_rows(session, specs, facts):
         await session.execute(lines.insert(), rows)
 
 
+def _id(value) -> str | None:
+    return str(value) if value else None
+
+
 def line_wire(row) -> dict:
+    """A line as /lines answers it (and as the content hash covers it)."""
+    items = json.loads(row.items) if row.items else NO_ITEMS
     return {
         "cadre_id": str(row.cadre_id),
         "cadre_name": row.cadre_name,
-        "township_id": str(row.township_id) if row.township_id else None,
+        "village_id": _id(row.village_id),
+        "village_name": row.village_name,
+        "township_id": _id(row.township_id),
+        "township_name": row.township_name,
         "kind": row.kind,
         "for_month": row.for_month,
-        "gross": fmt(row.gross),
-        "deductions_total": fmt(row.deductions_total),
-        "net": fmt(row.net),
+        **{m: fmt(getattr(row, m)) for m in MONEY},
         "policy_version": row.policy_version,
+        "components": items["components"],
+        "deductions": items["deductions"],
     }
 
 
@@ -277,10 +345,10 @@ async def refile_draft_lines(session: AsyncSession, *, unit_id: UUID) -> None:
             )
         ).scalars()
     )
-    towns = await townships_of(session, touched)
+    places = await places_of(session, touched)
     for unit in touched:
         await session.execute(
             lines.update()
             .where(lines.c.batch_id.in_(drafts), lines.c.unit_id == unit)
-            .values(township_id=towns.get(unit))
+            .values(**places.get(unit, EMPTY_PLACE))
         )
