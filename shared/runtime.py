@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,7 +43,7 @@ from shared.revocation import TABLE as TOKEN_VERSIONS
 from shared.revocation import TokenVersions
 from shared.settings import KernelSettings, ServiceSettings
 from shared.transport import LocalBus, Transport
-from shared.types import clean_params
+from shared.types import clean_params, remember_query
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +370,10 @@ def build_app(
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)
     app.add_middleware(RequestIdMiddleware)
-    clean = [Depends(clean_params)]  # no query or path parameter carries a control character
+    # Every query parameter is declared (else 422 unknown_parameter) and no query or path
+    # parameter carries a control character. Not on the operational routes (health,
+    # metrics, version, keys, openapi): probes, scrapers and doc viewers may add their own.
+    clean = [Depends(clean_params)]
     for spec in specs:
         prefix = f"/{spec.name}"
         app.include_router(spec.router, prefix=prefix, dependencies=clean)
@@ -379,6 +383,9 @@ def build_app(
         )
         if public:
             add_service_openapi(app, spec.name)
+    for ctx in iter_route_contexts(app.routes):  # the query names each route accepts, once
+        if isinstance(ctx.original_route, APIRoute):
+            remember_query(ctx.original_route, ctx.dependant)
     app.add_middleware(SecurityHeaders)
     return app
 

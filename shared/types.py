@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Request
-from pydantic import AfterValidator, AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
 
 from shared.errors import InvalidInput
 
@@ -112,15 +112,65 @@ Week = Annotated[
 ]
 
 
+KNOWN_QUERY = "frontline_known_query"  # the attribute a route's allowed names are kept in
+
+
+def declared_query(dependant: Any) -> frozenset[str]:
+    """The query parameter names a route declares, its dependencies' (e.g. `Paging`) included.
+
+    A parameter declared as a pydantic model (`Annotated[Filters, Query()]`) stands for its
+    fields. Names are the wire names (aliases: `format` on the exports).
+    """
+    names: set[str] = set()
+    stack = [dependant]
+    while stack:
+        d = stack.pop()
+        for f in d.query_params:
+            model = f.field_info.annotation
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                names.update(info.alias or n for n, info in model.model_fields.items())
+            else:
+                names.add(f.alias)
+        stack.extend(d.dependencies)
+    return frozenset(names)
+
+
+def remember_query(route: Any, dependant: Any | None = None) -> frozenset[str]:
+    """Precompute (at startup) the names `route` accepts; a route included twice gets both."""
+    names = declared_query(dependant if dependant is not None else route.dependant)
+    known = getattr(route, KNOWN_QUERY, None)
+    names = names | known if known is not None else names
+    setattr(route, KNOWN_QUERY, names)
+    return names
+
+
 async def clean_params(request: Request) -> None:
-    """Every route's query and path parameters are single-line text, whatever their type.
+    """Every route's query and path parameters are declared, single-line text.
 
     Installed on each service's router by the kernel, so a NUL in `?status=` or a path
-    segment is a 422 naming the parameter on both backends, not a driver error on one.
+    segment is a 422 naming the parameter on both backends, not a driver error on one; and
+    a query parameter the route does not declare (a misspelt or unsupported filter) is a 422
+    `unknown_parameter` naming it, never silently ignored (a list that ignored `?reason=`
+    would look filtered and not be). The allowed names are computed once per route at
+    startup (`remember_query`), so the check is a set lookup per parameter.
     """
     for name, value in request.path_params.items():
         if isinstance(value, str) and _SINGLE_LINE.search(value):
             raise InvalidInput(name, "contains a forbidden character")
-    for name, value in request.query_params.multi_items():
+    query = request.query_params
+    if not query:
+        return
+    route = request.scope.get("route")
+    known = getattr(route, KNOWN_QUERY, None)
+    if known is None and route is not None:
+        known = remember_query(route)
+    for name, value in query.multi_items():
+        if known is not None and name not in known:
+            raise InvalidInput(
+                name[:100],
+                "unknown query parameter",
+                code="unknown_parameter",
+                allowed=sorted(known),
+            )
         if _SINGLE_LINE.search(value):
             raise InvalidInput(name, "contains a forbidden character")
