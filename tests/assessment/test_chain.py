@@ -52,11 +52,13 @@ async def test_sign_ins_to_week_close_to_ladder_to_cancellation(system):
     r = await f.sign_in(system, c, f.local(2026, 11, 21, 10))
     assert r.status_code == 201
     assert (await f.presence(system, c, W47))["compliant"] is True
+    # The second finding is now the year's first entry: its talk becomes a study class.
     ladder = await f.actions(system, cadre_id=c)
-    assert [(a["rung"], a["status"]) for a in ladder] == [
-        ("study_class", "cancelled"),
-        ("admonition_talk", "pending"),
-        ("penalty", "cancelled"),
+    assert sorted((a["entry_date"], a["rung"], a["status"]) for a in ladder) == [
+        ("2026-11-22", "study_class", "cancelled"),
+        ("2026-11-23", "admonition_talk", "cancelled"),
+        ("2026-11-23", "study_class", "pending"),
+        ("2026-11-24", "penalty", "cancelled"),
     ]
     entries = await f.negative_list(system, "2026-11")
     assert [(e["reason"], e["status"]) for e in entries] == [
@@ -101,6 +103,11 @@ async def test_sign_ins_to_week_close_to_ladder_to_cancellation(system):
             "accountability.cancelled",
             {"rung": "study_class", "count": 1, "status": "cancelled", "v": 2},
         ),
+        (
+            "accountability.cancelled",
+            {"rung": "admonition_talk", "count": 2, "status": "cancelled", "v": 2},
+        ),
+        ("accountability.opened", {"rung": "study_class", "count": 1, "status": "pending", "v": 1}),
         ("week.closed", {"week": W47, "judged": 1, "compliant": 1, "non_compliant": 0}),
     ]
     by_type = {}
@@ -108,7 +115,9 @@ async def test_sign_ins_to_week_close_to_ladder_to_cancellation(system):
         by_type.setdefault(e.type, []).append(e.payload)
     revoked = by_type["assessment.negative_entry.revoked"]
     cancelled = by_type["assessment.accountability.cancelled"]
-    assert [x["entry_id"] for x in cancelled] == [x["entry_id"] for x in revoked]
+    # Each revoked entry's action is cancelled; the last cancellation re-sequences the talk.
+    assert [x["entry_id"] for x in cancelled[:2]] == [x["entry_id"] for x in revoked]
+    assert cancelled[2]["note"].startswith("re-sequenced by date")
     assert revoked[0]["source_id"] == third["id"]
     assert by_type["assessment.negative_entry.recorded"][1]["source_id"] == second["id"]
 

@@ -242,13 +242,26 @@ async def test_revoking_the_entry_cancels_a_pending_action_not_a_carried_out_one
     study, talk = await f.actions(system, cadre_id=c)
     assert (await carry_out(system, study["id"], {"note": "done"})).status_code == 200
     await f.dismiss(system, first["id"])
+    # The second entry is now the first of the year: its talk is re-sequenced to a study class.
+    now = {a["id"]: a for a in await f.actions(system, cadre_id=c)}
+    assert (now.pop(study["id"])["status"], now.pop(talk["id"])["status"]) == (
+        "carried_out",
+        "cancelled",
+    )
+    [studying] = now.values()
+    assert (studying["entry_id"], studying["rung"], studying["status"]) == (
+        talk["entry_id"],
+        "study_class",
+        "pending",
+    )
     await f.dismiss(system, second["id"])
     assert [a["status"] for a in await f.actions(system, cadre_id=c)] == [
         "carried_out",
         "cancelled",
+        "cancelled",
     ]
-    [cancelled] = await f.events(system, "assessment.accountability.cancelled")
-    assert cancelled.payload["action_id"] == talk["id"]
+    cancelled = await f.events(system, "assessment.accountability.cancelled")
+    assert [e.payload["action_id"] for e in cancelled] == [talk["id"], studying["id"]]
     cancel = await carry_out(system, talk["id"], {"note": "too late"})
     assert cancel.status_code == 409
 
@@ -260,10 +273,16 @@ async def test_actions_are_listed_by_cadre_and_status(system, t):
     await f.finding(system, c, f.local(2026, 11, 4, 10))
     await f.finding(system, other, f.local(2026, 11, 4, 10))
     await f.dismiss(system, first["id"])
-    assert len(await f.actions(system)) == 3
-    assert [a["status"] for a in await f.actions(system, cadre_id=c)] == ["cancelled", "pending"]
+    # The dismissal cancels the first's study class, and the second's talk is re-sequenced
+    # to a study class (cancelled, re-opened).
+    assert len(await f.actions(system)) == 4
+    assert sorted(a["status"] for a in await f.actions(system, cadre_id=c)) == [
+        "cancelled",
+        "cancelled",
+        "pending",
+    ]
     assert len(await f.actions(system, status="pending")) == 2
-    assert len(await f.actions(system, cadre_id=c, status="cancelled")) == 1
+    assert len(await f.actions(system, cadre_id=c, status="cancelled")) == 2
     own = await system.client.get(
         "/assessment/v1/accountability-actions", headers=system.headers(Role.cadre, cadre_id=c)
     )

@@ -1,14 +1,17 @@
 """The negative list (负面清单) and the accountability ladder (一次进班学习、两次约谈、三次处罚).
 
-Entries are recorded and revoked in sets (a week close files thousands at once); each
-new active entry of a cadre opens an action on the rung its count in the calendar year
-of the entry date reaches. Revoking an entry cancels the pending action behind it.
+Entries are recorded and revoked in sets (a week close files thousands at once). The ladder
+follows the entries' dates, not their arrival: within a cadre's calendar year (the window
+of the entry date), the n-th active entry by date (same date: by reason, then source) has
+the action of rung n. Whenever entries are recorded or revoked, the cadre's year is
+re-sequenced with compensating events (`resequence`).
 """
 
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy import select, tuple_, update
@@ -123,18 +126,78 @@ async def record_entries(
     return created
 
 
+def ladder_order(entry: Any) -> tuple:
+    """Where an entry stands in its cadre's year: by date; the same date by reason, then
+    source (never by arrival, so every arrival order gives the same ladder)."""
+    return (entry.date, entry.reason, str(entry.source_id), str(entry.id))
+
+
+def _places(found: list[Any], live: dict[uuid.UUID, dict[str, Any]]) -> list[tuple[Any, int]]:
+    """Each entry with its place (count) in the year: by date; entries of one date share
+    that date's places, an entry whose live action already holds one of them keeps it
+    (a carried-out one takes the first free place if its own is gone), and the others take
+    the rest by `ladder_order`. So any arrival order gives each date the same rungs, and
+    a second entry of a day never reshuffles the first's action."""
+    placed: list[tuple[Any, int]] = []
+    ordered = sorted(found, key=ladder_order)
+    start = 1
+    for _, group in groupby(ordered, key=lambda e: e.date):
+        same_day = list(group)
+        free = list(range(start, start + len(same_day)))
+        start += len(same_day)
+        rest = []
+        for e in same_day:
+            action = live.get(e.id)
+            if action and action["count"] in free and action["rung"] == rung_for(action["count"]):
+                free.remove(action["count"])
+                placed.append((e, action["count"]))
+            else:
+                rest.append(e)
+        for e in [e for e in rest if _carried_out(live.get(e.id))]:
+            placed.append((e, free.pop(0)))
+        placed += zip([e for e in rest if not _carried_out(live.get(e.id))], free, strict=True)
+    return placed
+
+
+def _carried_out(action: dict[str, Any] | None) -> bool:
+    return action is not None and action["status"] == ActionStatus.carried_out.value
+
+
 async def _open_actions(session: AsyncSession, created: list[dict[str, Any]], *, now: datetime):
-    """Each new entry counts the cadre's active entries in its calendar year, itself included."""
-    if not created:
+    if created:
+        keys = {(r["subject_id"], r["date"].year) for r in created}
+        await resequence(session, keys, now=now)
+
+
+async def resequence(
+    session: AsyncSession, keys: set[tuple[uuid.UUID, int]], *, now: datetime
+) -> None:
+    """Put each (cadre, year)'s ladder in the order of its entries' dates.
+
+    The n-th active entry by `ladder_order` should have a live action of rung n and count
+    n. An entry without one gets it opened; a pending action on the wrong rung or count is
+    cancelled (an event, with the reason in `note`) and its entry's action re-opened at the
+    right one. A carried-out action is never undone: it stays as carried out, and the
+    entries around it keep counting its entry at its date (a back-dated entry before it
+    takes rung 1, the carried-out one keeps the rung it was carried out at, and the next
+    ones continue from their positions), so nothing that happened is rewritten.
+    """
+    if not keys:
         return
-    new_ids = {r["id"] for r in created}
-    first = date(min(r["date"].year for r in created), 1, 1)
-    last = date(max(r["date"].year for r in created), 12, 31)
-    before: dict[tuple[uuid.UUID, int], int] = defaultdict(int)
-    cadres = list({r["subject_id"] for r in created})
+    cadres = list({c for c, _ in keys})
+    first = date(min(y for _, y in keys), 1, 1)
+    last = date(max(y for _, y in keys), 12, 31)
+    entries: dict[tuple[uuid.UUID, int], list[Any]] = defaultdict(list)
+    live: dict[uuid.UUID, dict[str, Any]] = {}
     for part in chunks(cadres):
         rows = await session.execute(
-            select(ENTRIES.c.id, ENTRIES.c.subject_id, ENTRIES.c.date).where(
+            select(
+                ENTRIES.c.id,
+                ENTRIES.c.subject_id,
+                ENTRIES.c.date,
+                ENTRIES.c.reason,
+                ENTRIES.c.source_id,
+            ).where(
                 ENTRIES.c.subject_type == SubjectType.cadre.value,
                 ENTRIES.c.subject_id.in_(part),
                 ENTRIES.c.status == EntryStatus.active.value,
@@ -142,30 +205,75 @@ async def _open_actions(session: AsyncSession, created: list[dict[str, Any]], *,
             )
         )
         for r in rows:
-            if r.id not in new_ids:
-                before[(r.subject_id, r.date.year)] += 1
-    actions = []
-    for r in sorted(created, key=lambda r: (r["date"], str(r["id"]))):
-        key = (r["subject_id"], r["date"].year)
-        before[key] += 1
-        actions.append(
-            {
-                "id": uuid.uuid4(),
-                "cadre_id": r["subject_id"],
-                "entry_id": r["id"],
-                "entry_date": r["date"],
-                "rung": rung_for(before[key]).value,
-                "count": before[key],
-                "status": ActionStatus.pending.value,
-                "measure": None,
-                "note": "",
-                "created_at": now,
-                "version": 1,
-            }
+            if (r.subject_id, r.date.year) in keys:
+                entries[(r.subject_id, r.date.year)].append(r)
+        actions = await session.execute(
+            select(ACTIONS).where(
+                ACTIONS.c.cadre_id.in_(part),
+                ACTIONS.c.status.in_([ActionStatus.pending.value, ActionStatus.carried_out.value]),
+                ACTIONS.c.entry_date.between(first, last),
+            )
         )
-    await session.execute(ACTIONS.insert(), actions)
+        live.update({a.entry_id: dict(a._mapping) for a in actions})
+    stale: list[tuple[dict[str, Any], str]] = []
+    opened: list[dict[str, Any]] = []
+    for (cadre_id, year), found in entries.items():
+        for e, count in _places(found, live):
+            rung = rung_for(count).value
+            action = live.get(e.id)
+            if action is not None and (
+                action["status"] == ActionStatus.carried_out.value
+                or (action["rung"], action["count"]) == (rung, count)
+            ):
+                continue
+            if action is not None:
+                why = (
+                    f"re-sequenced by date: the entry of {e.date.isoformat()} is now number "
+                    f"{count} in {year} ({rung}), was {action['count']} ({action['rung']})"
+                )
+                stale.append((action, why))
+            opened.append(
+                {
+                    "id": uuid.uuid4(),
+                    "cadre_id": cadre_id,
+                    "entry_id": e.id,
+                    "entry_date": e.date,
+                    "rung": rung,
+                    "count": count,
+                    "status": ActionStatus.pending.value,
+                    "measure": None,
+                    "note": "",
+                    "created_at": now,
+                    "version": 1,
+                }
+            )
+    cancelled = []
+    for action, why in stale:
+        result = await session.execute(
+            update(ACTIONS)
+            .where(ACTIONS.c.id == action["id"], ACTIONS.c.status == ActionStatus.pending.value)
+            .values(
+                status=ActionStatus.cancelled.value,
+                closed_at=now,
+                note=why,
+                version=ACTIONS.c.version + 1,
+            )
+            .returning(*ACTIONS.c)
+        )
+        row = result.first()
+        if row is None:  # carried out meanwhile: it stands, and its entry keeps it
+            opened = [a for a in opened if a["entry_id"] != action["entry_id"]]
+            continue
+        cancelled.append(dict(row._mapping))
     await emit(
-        session, [(AccountabilityOpened(**_action_payload(a)), a["cadre_id"]) for a in actions], now
+        session,
+        [(AccountabilityCancelled(**_action_payload(a)), a["cadre_id"]) for a in cancelled],
+        now,
+    )
+    if opened:
+        await session.execute(ACTIONS.insert(), opened)
+    await emit(
+        session, [(AccountabilityOpened(**_action_payload(a)), a["cadre_id"]) for a in opened], now
     )
 
 
@@ -214,6 +322,9 @@ async def revoke_entries(
         [(AccountabilityCancelled(**_action_payload(a)), a["cadre_id"]) for a in cancelled],
         now,
     )
+    # The later entries of the year move up a place.
+    keys = {(r["subject_id"], r["date"].year) for r in revoked if r["subject_type"] == "cadre"}
+    await resequence(session, keys, now=now)
     return revoked
 
 
