@@ -21,6 +21,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Annotated, Any, Literal, get_args
@@ -221,6 +222,13 @@ async def _migrate(kernel: KernelSettings, names: list[str]) -> None:
 def seed(
     profile: Literal["demo", "anlong"] = "demo",
     scale: Annotated[float, typer.Option(help="anlong: a fraction of every count")] = 1.0,
+    go_live: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="anlong: the county's assessment_start_date (default: next Monday, once)",
+        ),
+    ] = None,
     base_url: BaseUrl = "http://127.0.0.1:8000",
 ) -> None:
     """Load a county through the services' own HTTP write paths (safe to run again)."""
@@ -249,6 +257,7 @@ def seed(
                     username=username,
                     password=password,
                     scale=scale,
+                    go_live=go_live.date() if go_live else None,
                     progress=progress,
                 )
             )

@@ -6,7 +6,9 @@
   members, 7,613 responsible persons, 9 agricultural experts and a party secretary per
   village, all posted; poor households paired with responsible persons; the 163 training
   sessions of 2018; and the 8 village party secretaries whose honors earn deputy-section
-  treatment. `--scale 0.1` makes a tenth of every count (at least one of each).
+  treatment. `--scale 0.1` makes a tenth of every count (at least one of each). The county
+  goes live (`assessment_start_date`) on `--go-live DATE`, by default the Monday after the
+  first seeding, so no week before it is judged.
 - `demo` is small (1 township, 3 villages, 40 cadres) and alive: logins for the staff and
   the posted cadres, two weeks of sign-ins (a few missed, one mock location, one outside
   the fence), two findings, the last ended week closed, and a draft stipend batch.
@@ -156,14 +158,20 @@ async def _gather(coros, limit: int = 8) -> list[Any]:
 
 
 async def anlong(
-    api: Api, *, scale: float = 1.0, today: date, progress: Progress
-) -> dict[str, int]:
+    api: Api,
+    *,
+    scale: float = 1.0,
+    today: date,
+    progress: Progress,
+    go_live: date | None = None,
+) -> dict[str, Any]:
     start = date(today.year, 1, 1)
     units = anlong_units(scale)
     known = {u["code"] for u in await api.all("/registry/v1/org-units")}
     progress("units", 0, len(units) - 1)
     await _import(api, "org-units", [units[0]] + [r for r in units[1:] if r[0] not in known])
     progress("units", len(units) - 1, len(units) - 1)
+    live = await _go_live(api, today, go_live)
 
     cadres = anlong_cadres(units, scale, start)
     phones = {c["phone"] for c in await api.all("/registry/v1/cadres")}
@@ -183,10 +191,26 @@ async def anlong(
     return {
         "units": len(units) - 1,
         "cadres": len(cadres) - 1,
+        "assessment_start_date": live,
         "townships": _n(TOWNSHIPS, scale),
         "villages": _n(VILLAGES, scale),
         "groups": _n(GROUPS, scale),
     }
+
+
+async def _go_live(api: Api, today: date, wanted: date | None) -> str | None:
+    """The county's go-live: `wanted` when given, else (only if none is set yet, so a re-run
+    never moves it) the Monday after seeding, the first week the cadres can be judged on."""
+    [county] = await api.all("/registry/v1/org-units", kind="county")
+    if wanted is None and county.get("assessment_start_date"):
+        return county["assessment_start_date"]
+    day = wanted or today + timedelta(days=7 - today.weekday())
+    await api.call(
+        "PATCH",
+        f"/registry/v1/org-units/{county['id']}",
+        json={"assessment_start_date": day.isoformat()},
+    )
+    return day.isoformat()
 
 
 async def _households(api, unit_ids, rows, by_phone, scale, start, progress) -> None:
@@ -470,6 +494,7 @@ async def run(
     password: str,
     scale: float = 1.0,
     now: datetime | None = None,
+    go_live: date | None = None,
     progress: Progress = lambda *_: None,
     transport: httpx.AsyncBaseTransport | None = None,
     service_urls: dict[str, str] | None = None,
@@ -480,7 +505,9 @@ async def run(
         api = Api(client, {"": base_url, **(service_urls or {})})
         api.headers = await api.login(username, password)
         if profile == "anlong":
-            return await anlong(api, scale=scale, today=local_date(now), progress=progress)
+            return await anlong(
+                api, scale=scale, today=local_date(now), progress=progress, go_live=go_live
+            )
         if profile == "demo":
             return await demo(api, now=now, progress=progress)
         raise ClientError(f"unknown profile {profile!r}: anlong or demo")

@@ -48,6 +48,7 @@ async def on_unit(session: AsyncSession, p: UnitUpserted, _: Envelope) -> None:
         "fence_radius_m": fence.radius_m if fence else None,
         "special_difficulty": p.special_difficulty,
         "active": p.active,
+        "assessment_start_date": p.assessment_start_date,
     }
     await _upsert(session, UNITS, row, "unit_id")
     # The closure rows of this unit follow its ancestors (a move re-announces the subtree).

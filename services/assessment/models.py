@@ -67,6 +67,8 @@ class Unit(Base, table=True):
     fence_radius_m: float | None = None
     special_difficulty: bool = False
     active: bool = True
+    # Go-live of a county or township (registry); the latest on a unit's ancestry holds.
+    assessment_start_date: date | None = None
 
 
 class UnitPath(Base, table=True):

@@ -45,6 +45,8 @@ class OrgUnit(Base, table=True):
     lon: float | None = None
     radius_m: float | None = None
     special_difficulty: bool = False
+    # Go-live (county or township): nothing is judged for the subtree before this date.
+    assessment_start_date: date | None = None
     active: bool = True
     version: int = _version()
     created_at: datetime = _ts()

@@ -116,15 +116,19 @@ class UnitCreate(_In):
     parent_id: uuid.UUID | None = None
     geofence: Geofence | None = None
     special_difficulty: bool = False
+    # Go-live of a county or township (local date); unset: no restriction.
+    assessment_start_date: Day | None = None
 
 
 class UnitUpdate(_In):
-    """Rename, recode, re-fence or flag (fields left out stay; `geofence: null` clears it)."""
+    """Rename, recode, re-fence, flag or set go-live (fields left out stay; `geofence: null`
+    and `assessment_start_date: null` clear them)."""
 
     code: Code | None = None
     name: Title | None = None
     geofence: Geofence | None = None
     special_difficulty: bool | None = None
+    assessment_start_date: Day | None = None
 
 
 class UnitMove(_In):
@@ -139,6 +143,7 @@ class UnitPublic(_Out):
     parent_id: uuid.UUID | None
     geofence: GeofenceOut | None
     special_difficulty: bool
+    assessment_start_date: date | None = None
     active: bool
     created_at: Stamp
     updated_at: Stamp

@@ -33,7 +33,7 @@ class Geofence(BaseModel):
 
 @event_type("registry.unit.upserted")
 class UnitUpserted(EventPayload):
-    """A unit was created, renamed, moved or re-fenced: its whole current state.
+    """A unit was created, renamed, moved, re-fenced or given a go-live: its whole state.
 
     `ancestors` runs from the county down to the parent, so consumers can answer
     "is X in the subtree of Y" without walking the tree. A move re-announces every
@@ -50,6 +50,9 @@ class UnitUpserted(EventPayload):
     special_difficulty: bool = False
     active: bool = True
     entity_version: int
+    # Go-live of a county or township: assessment judges nothing in the subtree before it
+    # (the latest date on a unit's ancestry holds). None: no restriction.
+    assessment_start_date: date | None = None
 
 
 @event_type("registry.cadre.upserted")

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import and_, case, distinct, func, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.assessment.service import violations
+from services.assessment.service import golive, violations
 from services.assessment.service.common import (
     ENTRIES,
     LEAVES,
@@ -33,6 +33,7 @@ from services.assessment.service.common import (
     overlaps,
 )
 from services.assessment.service.entries import NewEntry, record_entries, revoke_entries
+from services.assessment.service.golive import go_live_of, is_live
 from services.assessment.settings import AssessmentSettings
 from shared.clock import format_week, parse_week, week_end_moment
 from shared.contracts.assessment import PresenceJudged, WeekClosed
@@ -95,7 +96,8 @@ async def tallies(
 async def posted_all_week(
     session: AsyncSession, monday: date, policy: AssessmentSettings, restrict: Restrict = everyone
 ) -> dict[uuid.UUID, uuid.UUID]:
-    """cadre -> unit on the Sunday, for every cadre posted (in a judged role) all seven days."""
+    """cadre -> unit on the Sunday, for every cadre posted (in a judged role) all seven days
+    and live (go-live on or before the Monday: a week counts only from its start)."""
     days = days_table(week_dates(monday))
     roles = [r.value for r in policy.judged_roles]
     whole = (
@@ -107,12 +109,14 @@ async def posted_all_week(
         .subquery("whole")
     )
     rows = await session.execute(
-        select(POSTINGS.c.cadre_id, POSTINGS.c.unit_id)
+        select(POSTINGS.c.cadre_id, POSTINGS.c.unit_id, go_live_of(POSTINGS.c.unit_id))
         .join(whole, whole.c.cadre_id == POSTINGS.c.cadre_id)
         .where(covers(POSTINGS, monday + timedelta(days=6)), POSTINGS.c.role.in_(roles))
         .order_by(POSTINGS.c.start_date)
     )
-    return {r.cadre_id: r.unit_id for r in rows}  # the newest posting wins a correction overlap
+    # The newest posting wins a correction overlap.
+    units = {r[0]: (r[1], r[2]) for r in rows}
+    return {c: unit for c, (unit, start) in units.items() if is_live(start, monday)}
 
 
 def is_compliant(days: int, nights: int, policy: AssessmentSettings) -> bool:
@@ -243,6 +247,7 @@ async def close_week(
         raise Conflict(
             f"{week} ends at {week_end_moment(monday).isoformat()}", code="week_not_ended"
         )
+    await golive.ensure_live_week(session, monday, week)
     new = await session.execute(
         insert_ignore(session, WEEKS).values(
             week=week, monday=monday, first_closed_at=now, closed_at=now

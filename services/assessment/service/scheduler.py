@@ -1,6 +1,7 @@
 """The cadence on its own: close the week that just ended, publish the reports of the
 periods that just ended. Each tick does only the latest of each (on start too, so the
-most recent unclosed week is closed); it never back-fills older ones by itself.
+most recent unclosed week is closed); it never back-fills older ones by itself. It
+closes no week before go-live (golive.py), and none while no county is known.
 """
 
 import asyncio
@@ -9,10 +10,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from services.assessment.service import presence, reports
+from services.assessment.service import golive, presence, reports
 from services.assessment.service.common import REPORTS, WEEKS, week_of
 from services.assessment.settings import AssessmentSettings, policy_of
-from shared.clock import format_month, format_week, local_date, week_end_moment
+from shared.clock import format_month, format_week, local_date, parse_week, week_end_moment
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,9 @@ async def tick(runtime: ServiceRuntime, policy: AssessmentSettings) -> None:
     now = runtime.clock.now()
     week = latest_ended_week(now)
     async with runtime.transaction() as session:
-        if await session.scalar(select(WEEKS.c.week).where(WEEKS.c.week == week)) is None:
+        if await session.scalar(
+            select(WEEKS.c.week).where(WEEKS.c.week == week)
+        ) is None and await golive.scheduler_may_close(session, parse_week(week)):
             log.info("assessment: closing %s", week)
             await presence.close_week(session, week, now=now, policy=policy)
     for kind, period in latest_ended_periods(now):

@@ -1,6 +1,7 @@
 """The rule violations a week close finds besides presence: not returned from leave,
 duty missed, task overdue. Each is dated as DESIGN.md §7.1 says and evaluated for the
 week that holds its date, set-based, for everyone or for the cadres being re-judged.
+None is raised for a date before the cadre's go-live (golive.py).
 """
 
 import uuid
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment.service.common import DUTIES, ENTRIES, LEAVES, SIGN_INS, TASKS, Restrict
 from services.assessment.service.entries import NewEntry, record_entries, revoke_entries
+from services.assessment.service.golive import cadre_go_live, is_live
 from services.assessment.settings import AssessmentSettings
 from shared.contracts.enums import EntryReason, EntryStatus, LeaveStatus, SubjectType
 
@@ -53,7 +55,13 @@ async def not_returned(
     """Leave not reported back (销假) within the grace after its end: dated the day after."""
     grace = timedelta(days=policy.return_grace_days)
     rows = await session.execute(
-        select(LEAVES.c.id, LEAVES.c.cadre_id, LEAVES.c.end_date, LEAVES.c.returned_on).where(
+        select(
+            LEAVES.c.id,
+            LEAVES.c.cadre_id,
+            LEAVES.c.end_date,
+            LEAVES.c.returned_on,
+            cadre_go_live(LEAVES.c.cadre_id, LEAVES.c.end_date).label("go_live"),
+        ).where(
             LEAVES.c.status.in_(ON_LEAVE),
             LEAVES.c.end_date.between(monday - grace, sunday - grace),
             restrict(LEAVES.c.cadre_id),
@@ -62,7 +70,8 @@ async def not_returned(
     late = [
         _entry(EntryReason.not_returned, r.cadre_id, r.id, r.end_date + timedelta(days=1))
         for r in rows
-        if r.returned_on is None or r.returned_on > r.end_date + grace
+        if (r.returned_on is None or r.returned_on > r.end_date + grace)
+        and is_live(r.go_live, r.end_date + timedelta(days=1))
     ]
     await record_entries(session, late, now=now)
 
@@ -91,6 +100,7 @@ async def missed_duties(
                 DUTIES.c.cadre_id,
                 DUTIES.c.duty_date,
                 (signed | on_leave).label("kept"),
+                cadre_go_live(DUTIES.c.cadre_id, DUTIES.c.duty_date).label("go_live"),
             ).where(DUTIES.c.duty_date.between(monday, sunday), restrict(DUTIES.c.cadre_id))
         )
     ).all()
@@ -110,7 +120,7 @@ async def missed_duties(
     missed = [
         _entry(EntryReason.duty_missed, d.cadre_id, d.id, d.duty_date)
         for d in duties
-        if not d.kept and d.id not in active
+        if not d.kept and d.id not in active and is_live(d.go_live, d.duty_date)
     ]
     await record_entries(session, missed, now=now)
 
@@ -121,7 +131,13 @@ async def overdue_tasks(
     """A task still open after its deadline (or done late) is `task_overdue`, once per task,
     dated the day after the deadline."""
     rows = await session.execute(
-        select(TASKS.c.id, TASKS.c.assignee_id, TASKS.c.deadline, TASKS.c.done_on).where(
+        select(
+            TASKS.c.id,
+            TASKS.c.assignee_id,
+            TASKS.c.deadline,
+            TASKS.c.done_on,
+            cadre_go_live(TASKS.c.assignee_id, TASKS.c.deadline).label("go_live"),
+        ).where(
             TASKS.c.overdue_entry_id.is_(None),
             TASKS.c.deadline.between(monday - timedelta(days=1), sunday - timedelta(days=1)),
             restrict(TASKS.c.assignee_id),
@@ -130,7 +146,8 @@ async def overdue_tasks(
     overdue = [
         _entry(EntryReason.task_overdue, r.assignee_id, r.id, r.deadline + timedelta(days=1))
         for r in rows
-        if r.done_on is None or r.done_on > r.deadline
+        if (r.done_on is None or r.done_on > r.deadline)
+        and is_live(r.go_live, r.deadline + timedelta(days=1))
     ]
     created = await record_entries(session, overdue, now=now)
     if created:

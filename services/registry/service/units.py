@@ -2,6 +2,7 @@
 
 import uuid
 from collections import defaultdict
+from datetime import date
 from typing import Any
 
 from sqlalchemy import delete, insert, literal, select, true
@@ -35,6 +36,7 @@ PARENT_KIND: dict[UnitKind, UnitKind | None] = {
     UnitKind.group: UnitKind.village,
 }
 CHUNK = 500
+GO_LIVE_KINDS = (UnitKind.county, UnitKind.township)
 
 
 def check_shape(
@@ -43,6 +45,7 @@ def check_shape(
     *,
     has_geofence: bool,
     special_difficulty: bool,
+    has_start_date: bool = False,
 ) -> tuple[str, str] | None:
     """(field, problem) when a unit of `kind` may not hang there or carry those; else None."""
     wanted = PARENT_KIND[kind]
@@ -54,6 +57,8 @@ def check_shape(
         return "geofence", "only a village has a geofence"
     if special_difficulty and kind != UnitKind.group:
         return "special_difficulty", "only a villager group is flagged special-difficulty"
+    if has_start_date and kind not in GO_LIVE_KINDS:
+        return "assessment_start_date", "only a county or a township has a go-live date"
     return None
 
 
@@ -69,7 +74,12 @@ def snapshot(unit: OrgUnit) -> dict[str, Any]:
         "parent_id": str(unit.parent_id) if unit.parent_id else None,
         "geofence": fence_of(unit),
         "special_difficulty": unit.special_difficulty,
+        "assessment_start_date": _iso(unit.assessment_start_date),
     }
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 def fence_of(unit: OrgUnit) -> dict[str, float] | None:
@@ -107,6 +117,7 @@ def unit_event(unit: OrgUnit, ancestors: list[uuid.UUID]) -> tuple[UnitUpserted,
         special_difficulty=unit.special_difficulty,
         active=unit.active,
         entity_version=unit.version,
+        assessment_start_date=unit.assessment_start_date,
     )
     return payload, unit.id
 
@@ -157,6 +168,7 @@ async def create_unit(
             parent.kind if parent else None,
             has_geofence=data.geofence is not None,
             special_difficulty=data.special_difficulty,
+            has_start_date=data.assessment_start_date is not None,
         )
     )
     await ensure_in_scope(session, principal, parent.id if parent else None)
@@ -172,6 +184,7 @@ async def create_unit(
         lon=fence.lon if fence else None,
         radius_m=fence.radius_m if fence else None,
         special_difficulty=data.special_difficulty,
+        assessment_start_date=data.assessment_start_date,
         created_at=now,
         updated_at=now,
     )
@@ -199,7 +212,8 @@ async def update_unit(
     unit_id: uuid.UUID,
     data: UnitUpdate,
 ) -> OrgUnit:
-    """Rename, recode, re-fence, flag: one history row per kind of change, one event."""
+    """Rename, recode, re-fence, flag, set go-live: one history row per kind of change, one
+    event."""
     unit = await visible_unit(session, principal, unit_id)
     given = data.model_fields_set
     changes: list[tuple[str, dict, dict]] = []
@@ -228,6 +242,23 @@ async def update_unit(
             )
         changes.append(("flagged", {"special_difficulty": not flag}, {"special_difficulty": flag}))
         unit.special_difficulty = flag
+    start = data.assessment_start_date
+    if "assessment_start_date" in given and start != unit.assessment_start_date:
+        if start is not None and unit.kind not in GO_LIVE_KINDS:
+            raise InvalidInput(
+                "assessment_start_date",
+                "only a county or a township has a go-live date",
+                code="unit_shape",
+            )
+        before_start = _iso(unit.assessment_start_date)
+        changes.append(
+            (
+                "go_live",
+                {"assessment_start_date": before_start},
+                {"assessment_start_date": _iso(start)},
+            )
+        )
+        unit.assessment_start_date = start
     if not changes:
         return unit
     now = clock.now()
