@@ -1,7 +1,7 @@
 """unit assessment start date
 
 Revision ID: da7b20d2251a
-Revises: 3c1f2a9e7b10
+Revises: 5b7d0c4e2f61
 Create Date: 2026-12-03 12:09:33.263778
 
 """
@@ -14,7 +14,7 @@ import sqlmodel  # noqa: F401  (column types of SQLModel tables)
 
 # revision identifiers, used by Alembic.
 revision: str = 'da7b20d2251a'
-down_revision: Union[str, Sequence[str], None] = '3c1f2a9e7b10'
+down_revision: Union[str, Sequence[str], None] = '5b7d0c4e2f61'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
