@@ -41,14 +41,13 @@ migration: $(STAMP) ## new Alembic revision: make migration SERVICE=registry MSG
 	$(BIN)/python -m shared.migrate revision $(SERVICE) "$(MSG)"
 
 bench: $(STAMP) ## every benchmark: one table each (figure, same-run reference, ratio, target)
-	@for b in signin_ratio.py idle_cpu.py idle_cpu_kafka.py "week_close.py 10000 40000" \
+	@for b in signin_ratio.py idle_cpu.py idle_cpu_kafka.py "week_close.py 10000 40000" "month_close.py" \
 		audit_append.py xlsx_import.py; do \
 		echo "== bench/$$b"; $(BIN)/python bench/$$b || exit 1; done
 
-bench-quick: $(STAMP) ## sign-in and batch ratios, idle CPU, a 10k-cadre week close (< 3 min)
+bench-quick: $(STAMP) ## sign-in and batch ratios, a 10k-cadre month close (< 3 min)
 	$(BIN)/python bench/signin_ratio.py 6
-	$(BIN)/python bench/idle_cpu.py 10
-	$(BIN)/python bench/week_close.py 2500 10000
+	$(BIN)/python bench/month_close.py 10000
 
 clean: ## remove var/ (embedded data)
 	rm -rf var

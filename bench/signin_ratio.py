@@ -41,7 +41,13 @@ CADRES = 100
 CONNECTIONS = 64
 BATCH = 500
 BATCH_IN_FLIGHT = 4
-BATCH_REQUESTS = 24
+BATCH_REQUESTS = 24  # 8 in a short run (SECONDS < 10): two rounds of 4 in flight
+STARTED = time.monotonic()
+
+
+def stage(what: str) -> None:
+    """Where the run's minutes go (stderr), so the short run can be kept short."""
+    print(f"[{time.monotonic() - STARTED:6.1f} s] {what}", file=sys.stderr, flush=True)
 
 
 def county(url: str):
@@ -126,6 +132,7 @@ async def executemany(dsn: str, work) -> float:
 
 
 def main(seconds: int) -> None:
+    n_batches = BATCH_REQUESTS if seconds >= 10 else 8
     table = Table("Sign-in hot path (64 connections, 100 cadres, fresh keys)")
     with (
         databases("registry", "assessment", "incentives", "ref") as dsns,
@@ -150,15 +157,21 @@ def main(seconds: int) -> None:
                 url,
                 _,
             ):
+                stage("both servers up")
                 phones = county(url).phones
+                stage("county built")
                 requests = singles(phones, 3000 * seconds)
                 ref = wrk(ref_url, requests, connections=CONNECTIONS, seconds=seconds)
                 pg = wrk(url, requests, connections=CONNECTIONS, seconds=seconds)
                 print(f"reference {ref}\nfrontline {pg}", file=sys.stderr)
-                work = batches(phones, BATCH_REQUESTS)
+                stage("single sign-ins measured")
+                work = batches(phones, n_batches)
                 batched = asyncio.run(post_batches(url, work))
-            bare_many = asyncio.run(executemany(dsns["ref"], batches(phones, BATCH_REQUESTS)))
+                stage("batches posted")
+            bare_many = asyncio.run(executemany(dsns["ref"], batches(phones, n_batches)))
+            stage("executemany reference done")
         with frontline(None, tmp) as (lite_url, _):
+            stage("SQLite server up")
             lite_phones = county(lite_url).phones
             lite = wrk(
                 lite_url,
@@ -166,6 +179,7 @@ def main(seconds: int) -> None:
                 connections=CONNECTIONS,
                 seconds=seconds,
             )
+    stage("SQLite measured")
     table.ratio(
         "sign-in POST, PostgreSQL (embedded)",
         pg["rate"],

@@ -222,6 +222,10 @@ def _days(first: date, last: date):
 
 def posted_days(postings: list[PostingFact], first: date, last: date) -> dict[UUID, int]:
     """Days of the month per posting; a day two postings share (a replacement) is the later's."""
+    if len(postings) == 1:  # most cadres: no day to share, the overlap is the answer
+        p = postings[0]
+        days = (min(p.end or last, last) - max(p.start, first)).days + 1
+        return {p.posting_id: days} if days > 0 else {}
     owner: dict[date, PostingFact] = {}
     for p in sorted(postings, key=lambda p: (p.start, str(p.posting_id))):
         lo, hi = max(p.start, first), min(p.end or last, last)
@@ -237,19 +241,13 @@ def state_runs(states: list[StateFact], first: date, last: date) -> list[tuple[S
     """(state, days) for each state in force during the month, in order; unknown days skipped."""
     ordered = sorted(states, key=lambda s: s.effective_date)
     runs: list[tuple[StateFact, int]] = []
-    for d in _days(first, last):
-        current = None
-        for s in ordered:
-            if s.effective_date <= d:
-                current = s
-            else:
-                break
-        if current is None:
-            continue
-        if runs and runs[-1][0] is current:
-            runs[-1] = (current, runs[-1][1] + 1)
-        else:
-            runs.append((current, 1))
+    # Each state holds from its date (or `first`) to the day before the next one's (or
+    # `last`); of states sharing a date the last in order holds, the others hold no day.
+    for i, s in enumerate(ordered):
+        until = ordered[i + 1].effective_date - timedelta(days=1) if i + 1 < len(ordered) else last
+        days = (min(until, last) - max(s.effective_date, first)).days + 1
+        if days > 0:
+            runs.append((s, days))
     return runs
 
 

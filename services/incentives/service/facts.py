@@ -2,7 +2,7 @@
 
 import json
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from uuid import UUID
 
@@ -32,8 +32,15 @@ from services.incentives.rules import (
     StateFact,
     VerdictFact,
 )
+from shared.clock import format_week
 from shared.contracts.enums import SubjectType
 from shared.errors import InvalidInput
+
+
+def weeks_ending_in(first: date, last: date) -> list[str]:
+    """The ISO weeks whose Sunday falls in [first, last]."""
+    sunday = first + timedelta(days=(6 - first.weekday()))
+    return [format_week(sunday + timedelta(weeks=i)) for i in range((last - sunday).days // 7 + 1)]
 
 
 def _src(row) -> Source:
@@ -104,7 +111,10 @@ async def load_facts(
 
     q = select(verdicts).where(verdicts.c.cadre_id.in_(ids))
     if first and last:
-        q = q.where(verdicts.c.week_sunday.between(first, last))
+        # The weeks by name, not `week_sunday BETWEEN`: both columns of the key are then
+        # index conditions, and PostgreSQL's generic plan for a 1,000-id chunk no longer
+        # scans the whole month by date, testing each row against the id list (1.4 s a chunk).
+        q = q.where(verdicts.c.week.in_(weeks_ending_in(first, last)))
     for r in (await session.execute(q)).all():
         out[r.cadre_id].verdicts.append(
             VerdictFact(r.week, r.week_sunday, r.compliant, r.days, r.nights, r.leave_days, _src(r))
