@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from services.assessment.service.common import ACTIONS, ENTRIES
 from services.assessment.service.entries import (
@@ -21,6 +21,7 @@ from services.assessment.service.entries import (
 )
 from shared.contracts.enums import EntryReason, Role, SubjectType
 from tests.assessment import factories as f
+from tests.assessment.test_presence import RELAY
 from tests.orderings import PROPERTY
 
 
@@ -210,3 +211,45 @@ async def test_any_arrival_order_ends_with_the_same_rungs(system, case):
 async def revoke_one(system, entry_id: uuid.UUID) -> None:
     async with system.transaction("assessment") as s:
         await revoke_entries(s, [entry_id], why="dismissed", now=system.clock.now())
+
+
+async def test_a_back_fill_for_many_cadres_is_set_based(system):
+    """Re-sequencing a back-filled entry of every cadre issues as many statements for ten
+    cadres as for two (a week closed late files thousands at once)."""
+
+    async def statements_to_back_fill(n: int) -> int:
+        cadres, unit_id = [uuid.uuid4() for _ in range(n)], uuid.uuid4()
+
+        def entry(cadre_id, day):
+            return NewEntry(
+                subject_type=SubjectType.cadre,
+                subject_id=cadre_id,
+                reason=EntryReason.duty_missed,
+                source_id=uuid.uuid4(),
+                date=day,
+                unit_id=unit_id,
+            )
+
+        async with system.transaction("assessment") as s:
+            later = [entry(c, date(2026, 11, d)) for c in cadres for d in (20, 21)]
+            await record_entries(s, later, now=system.clock.now())
+        seen = []
+        engine = system.runtime("assessment").engine.sync_engine
+
+        def count(conn, cursor, statement, *_):
+            if not RELAY.match(statement):
+                seen.append(statement)
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            async with system.transaction("assessment") as s:
+                back = [entry(c, date(2026, 11, 1)) for c in cadres]
+                await record_entries(s, back, now=system.clock.now())
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        async with system.transaction("assessment") as s:
+            rows = await s.execute(select(ACTIONS.c.status).where(ACTIONS.c.cadre_id.in_(cadres)))
+            assert Counter(r.status for r in rows) == {"pending": 3 * n, "cancelled": 2 * n}
+        return len(seen)
+
+    assert await statements_to_back_fill(10) == await statements_to_back_fill(2)

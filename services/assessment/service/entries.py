@@ -14,7 +14,7 @@ from datetime import date, datetime
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment.service.common import (
@@ -247,24 +247,32 @@ async def resequence(
                     "version": 1,
                 }
             )
-    cancelled = []
-    for action, why in stale:
-        result = await session.execute(
+    cancelled: list[dict[str, Any]] = []
+    kept: set[uuid.UUID] = set()
+    for part in chunks(stale):  # one executemany per chunk, each with its own note
+        await session.execute(
             update(ACTIONS)
-            .where(ACTIONS.c.id == action["id"], ACTIONS.c.status == ActionStatus.pending.value)
+            .where(
+                ACTIONS.c.id == bindparam("action_id"),
+                ACTIONS.c.status == ActionStatus.pending.value,
+            )
             .values(
                 status=ActionStatus.cancelled.value,
                 closed_at=now,
-                note=why,
+                note=bindparam("why"),
                 version=ACTIONS.c.version + 1,
-            )
-            .returning(*ACTIONS.c)
+            ),
+            [{"action_id": action["id"], "why": why} for action, why in part],
         )
-        row = result.first()
-        if row is None:  # carried out meanwhile: it stands, and its entry keeps it
-            opened = [a for a in opened if a["entry_id"] != action["entry_id"]]
-            continue
-        cancelled.append(dict(row._mapping))
+        rows = await session.execute(
+            select(ACTIONS).where(ACTIONS.c.id.in_([action["id"] for action, _ in part]))
+        )
+        for row in rows:
+            if row.status == ActionStatus.cancelled.value:
+                cancelled.append(dict(row._mapping))
+            else:  # carried out meanwhile: it stands, and its entry keeps it
+                kept.add(row.entry_id)
+    opened = [a for a in opened if a["entry_id"] not in kept]
     await emit(
         session,
         [(AccountabilityCancelled(**_action_payload(a)), a["cadre_id"]) for a in cancelled],
