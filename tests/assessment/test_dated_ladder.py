@@ -2,6 +2,7 @@
 finding 5): back-fills and revocations re-sequence it with compensating events, a
 carried-out action is never undone, and incentives' deductions converge."""
 
+import asyncio
 import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, date, timedelta
@@ -10,10 +11,11 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 from services.assessment.service.common import ACTIONS, ENTRIES
 from services.assessment.service.entries import (
+    LADDER_LOCK,
     NewEntry,
     record_entries,
     revoke_entries,
@@ -253,3 +255,52 @@ async def test_a_back_fill_for_many_cadres_is_set_based(system):
         return len(seen)
 
     assert await statements_to_back_fill(10) == await statements_to_back_fill(2)
+
+
+async def test_two_entries_of_one_cadre_at_once_take_two_places(system, backend):
+    """Two transactions filing entries for one cadre at once: the second to re-sequence
+    waits for the first (PostgreSQL: a per-cadre advisory lock; SQLite: one writer) and
+    counts its entry, so the ladder is 1, 2 and not 1, 1."""
+    cadre_id, unit_id = uuid.uuid4(), uuid.uuid4()
+
+    def entry(day: int) -> NewEntry:
+        return NewEntry(
+            subject_type=SubjectType.cadre,
+            subject_id=cadre_id,
+            reason=EntryReason.finding,
+            source_id=uuid.uuid4(),
+            date=date(2026, 11, day),
+            unit_id=unit_id,
+        )
+
+    async def second() -> None:
+        async with system.transaction("assessment") as s:
+            await record_entries(s, [entry(4)], now=system.clock.now())
+
+    async with system.transaction("assessment") as s:
+        await record_entries(s, [entry(3)], now=system.clock.now())
+        other = asyncio.create_task(second())
+        if backend == "postgres":  # until the second one waits for the cadre's lock
+            async with system.transaction("assessment") as probe:
+                for _ in range(1000):
+                    if await probe.scalar(WAITING, {"cls": LADDER_LOCK}):
+                        break
+                    await asyncio.sleep(0.01)
+                else:
+                    raise AssertionError("the second transaction never waited for the lock")
+        else:
+            await asyncio.sleep(0.05)
+    await other
+    async with system.transaction("assessment") as s:
+        rows = await s.execute(select(ACTIONS).where(ACTIONS.c.cadre_id == cadre_id))
+        assert sorted((a.entry_date.day, a.count, a.status) for a in rows) == [
+            (3, 1, "pending"),
+            (4, 2, "pending"),
+        ]
+
+
+WAITING = text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    " AND classid = :cls AND objsubid = 2"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)

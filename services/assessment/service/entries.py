@@ -14,7 +14,7 @@ from datetime import date, datetime
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import bindparam, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment.service.common import (
@@ -43,7 +43,7 @@ from shared.contracts.enums import (
     Rung,
     SubjectType,
 )
-from shared.db import insert_ignore
+from shared.db import insert_ignore, is_postgres
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.pagination import PageParams, make_page
 
@@ -169,6 +169,27 @@ async def _open_actions(session: AsyncSession, created: list[dict[str, Any]], *,
         await resequence(session, keys, now=now)
 
 
+LADDER_LOCK = 0x1ADD  # the class of the cadres' ladder locks (two-key advisory locks)
+
+
+async def _lock_ladders(session: AsyncSession, cadres: list[uuid.UUID]) -> None:
+    """On PostgreSQL, one re-sequencing per cadre at a time: a transaction-scoped advisory
+    lock per cadre, taken in key order (no deadlock between two of them) after the entries
+    were written and before the ladder is read, so the second one to get the lock reads the
+    first one's entries and actions (read committed). SQLite serialises writers anyway."""
+    if not is_postgres(session):
+        return
+    keys = sorted({int.from_bytes(c.bytes[:4], "big", signed=True) for c in cadres})
+    for part in chunks(keys):
+        await session.execute(_LOCK_SQL, {"cls": LADDER_LOCK, "keys": list(part)})
+
+
+_LOCK_SQL = text(
+    "SELECT count(*) FROM (SELECT pg_advisory_xact_lock(:cls, k) FROM"
+    " (SELECT unnest(CAST(:keys AS int[])) AS k ORDER BY k) AS sorted) AS locked"
+)
+
+
 async def resequence(
     session: AsyncSession, keys: set[tuple[uuid.UUID, int]], *, now: datetime
 ) -> None:
@@ -185,6 +206,7 @@ async def resequence(
     if not keys:
         return
     cadres = list({c for c, _ in keys})
+    await _lock_ladders(session, cadres)
     first = date(min(y for _, y in keys), 1, 1)
     last = date(max(y for _, y in keys), 12, 31)
     entries: dict[tuple[uuid.UUID, int], list[Any]] = defaultdict(list)
