@@ -10,6 +10,7 @@ from services.incentives.policies import PolicyKind
 from services.incentives.schemas import (
     BatchIn,
     BatchOut,
+    CadreLineOut,
     EligibilityOut,
     LineOut,
     PolicyIn,
@@ -39,6 +40,7 @@ CountyFinance = Annotated[Access, allow(Role.finance, scope=Scope.county)]
 Finance = Annotated[Access, allow(Role.finance)]
 FinanceOrAuditor = Annotated[Access, allow(Role.finance, Role.auditor)]
 EligibilityReader = Annotated[Access, allow(Role.finance, Role.auditor, own=True)]
+LinesReader = Annotated[Access, allow(Role.finance, Role.auditor, own=True)]
 PromotionReader = Annotated[Access, allow(Role.org_admin, Role.auditor)]
 PolicyWriter = Annotated[Access, allow(Role.org_admin, Role.finance, scope=Scope.county)]
 PROMOTION_KINDS = (PolicyKind.priority_promotion, PolicyKind.targeted_recruitment)
@@ -148,6 +150,24 @@ async def list_lines(
         cadre_id=cadre_id,
         with_deductions=with_deductions,
         kind=kind,
+    )
+
+
+@router.get("/cadres/{cadre_id}/lines", response_model=Page[CadreLineOut])
+async def list_cadre_lines(
+    session: Session,
+    who: LinesReader,
+    paging: Paging,
+    cadre_id: UUID,
+    month: Month | None = None,
+):
+    """A cadre's stipend lines across batches, each explained (the cadre themself, finance,
+    auditor; a scoped reader: the lines filed in its subtree). `month`: the month paid for."""
+    who.ensure_cadre(cadre_id)
+    if month is not None:
+        parse_month(month)
+    return await line_service.cadre_lines(
+        session, cadre_id=cadre_id, month=month, page=paging, scope=who.scope_unit
     )
 
 

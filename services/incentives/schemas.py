@@ -116,6 +116,14 @@ class LineOut(BaseModel):
     deductions: list[EligibilityItem]
 
 
+class CadreLineOut(LineOut):
+    """A line of the cadre's, with the batch it is in."""
+
+    batch_id: str
+    batch_month: str
+    batch_status: BatchStatus
+
+
 class ScoreMonth(BaseModel):
     month: str
     score: str

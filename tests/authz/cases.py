@@ -539,6 +539,12 @@ simple(
     lambda w, s: {"url": f"{INC}/stipend-batches/{w.stipend}/export", "params": {"format": "csv"}},
 )
 
+simple(
+    "GET",
+    f"{INC}/cadres/{{cadre_id}}/lines",
+    lambda w, s: {"url": f"{INC}/cadres/{s.cadre}/lines", "params": {"month": "2026-10"}},
+)
+
 
 @case("POST", f"{INC}/stipend-batches/{{batch_id}}/lock")
 async def _(w, s):

@@ -322,6 +322,43 @@ async def list_lines(session: AsyncSession, *, batch_id: UUID, page: PageParams,
     return result
 
 
+async def cadre_lines(
+    session: AsyncSession,
+    *,
+    cadre_id: UUID,
+    month: str | None,
+    page: PageParams,
+    scope: UUID | None = None,
+) -> dict:
+    """A cadre's lines across batches (`month`: the month they are for), in (for_month,
+    batch month, kind) order, each with its batch's id, month and status; a reader scoped
+    to a unit sees the lines filed in its subtree."""
+    order = (lines.c.for_month, batches.c.month, lines.c.kind)
+    q = (
+        select(lines, batches.c.month.label("batch_month"), batches.c.status.label("batch_status"))
+        .join(batches, batches.c.id == lines.c.batch_id)
+        .where(lines.c.cadre_id == cadre_id)
+        .order_by(*order)
+    )
+    if month is not None:
+        q = q.where(lines.c.for_month == month)
+    if scope is not None:
+        q = q.where(lines.c.unit_id.in_(subtree(scope)))
+    after = page.after()
+    if after:
+        if len(after) != 3:
+            raise InvalidInput("cursor", "not a cursor this service issued")
+        q = q.where(tuple_(*order) > tuple_(*(str(a) for a in after)))
+    rows = (await session.execute(q.limit(page.limit + 1))).all()
+    result = make_page(rows, page, lambda r: [r.for_month, r.batch_month, r.kind])
+    result["items"] = [
+        {"batch_id": str(r.batch_id), "batch_month": r.batch_month, "batch_status": r.batch_status}
+        | line_wire(r)
+        for r in result["items"]
+    ]
+    return result
+
+
 async def all_lines(session: AsyncSession, batch_id: UUID, scope: UUID | None = None) -> list:
     """Every line (in `scope`'s subtree when given), for exports: by township, then name."""
     q = select(lines).where(lines.c.batch_id == batch_id)
