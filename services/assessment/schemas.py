@@ -103,10 +103,19 @@ class WeekClose(BaseModel):
 # --- negative list and accountability ---------------------------------------------------
 
 
-class NegativeEntryPublic(BaseModel):
+class Named(BaseModel):
+    """Names next to the ids, from the registry projections (None while unknown there)."""
+
+    unit_name: str | None = None
+    township_id: uuid.UUID | None = None
+    township_name: str | None = None
+
+
+class NegativeEntryPublic(Named):
     id: uuid.UUID
     subject_type: SubjectType
     subject_id: uuid.UUID
+    subject_name: str | None = None
     unit_id: uuid.UUID | None
     reason: EntryReason
     source_id: uuid.UUID
@@ -116,9 +125,10 @@ class NegativeEntryPublic(BaseModel):
     status: EntryStatus
 
 
-class ActionPublic(BaseModel):
+class ActionPublic(Named):
     id: uuid.UUID
     cadre_id: uuid.UUID
+    cadre_name: str | None = None
     entry_id: uuid.UUID
     entry_date: date
     rung: Rung
@@ -126,6 +136,14 @@ class ActionPublic(BaseModel):
     status: ActionStatus
     measure: PenaltyMeasure | None
     note: str
+    # What can be appealed (listed actions): the entry behind the action, and the finding
+    # behind that entry, if any, with its appeal deadline.
+    reason: EntryReason | None = None
+    source_id: uuid.UUID | None = None
+    unit_id: uuid.UUID | None = None
+    finding_id: uuid.UUID | None = None
+    appeal_deadline: datetime | None = None
+    appealable: bool = False
 
 
 class CarryOut(Strict):
@@ -148,10 +166,11 @@ class FindingCreate(Strict):
     )
 
 
-class FindingPublic(BaseModel):
+class FindingPublic(Named):
     id: uuid.UUID
     subject_type: SubjectType
     subject_id: uuid.UUID
+    subject_name: str | None = None
     unit_id: uuid.UUID | None
     kind: FindingKind
     severity: Severity
@@ -167,6 +186,9 @@ class FindingPublic(BaseModel):
     appealed_at: datetime | None
     appeal_upheld: bool | None
     appeal_note: str
+    # posted_at + the appeal window (7 days); appealable: posted, not appealed, window open.
+    appeal_deadline: datetime
+    appealable: bool
 
 
 class Reason(Strict):

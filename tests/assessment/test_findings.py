@@ -220,10 +220,17 @@ async def test_reading_findings(system, t, cadre):
         "/assessment/v1/findings", params={"status": "dismissed"}, headers=system.headers()
     )
     assert r.json()["items"] == []
+    # A cadre lists the findings about themself (#13 finding 6), not another's.
     r = await system.client.get(
         "/assessment/v1/findings", headers=system.headers(Role.cadre, cadre_id=cadre)
     )
-    assert r.status_code == 403
+    assert [x["id"] for x in r.json()["items"]] == [posted["id"]]
+    r = await system.client.get(
+        "/assessment/v1/findings",
+        params={"subject_id": str(t.other_village)},
+        headers=system.headers(Role.cadre, cadre_id=cadre),
+    )
+    assert (r.status_code, r.json()["code"]) == (403, "not_own_record")
     assert (
         await system.client.get(
             f"/assessment/v1/findings/{f.uuid.uuid4()}", headers=system.headers()

@@ -250,7 +250,8 @@ async def test_unknown_cadre_is_404_and_others_presence_is_403(system, village):
     for headers, status in (
         (system.headers(Role.cadre, cadre_id=c), 200),
         (system.headers(Role.cadre, cadre_id=other), 403),
-        (system.headers(Role.inspector), 403),
+        (system.headers(Role.inspector), 200),  # inspectors read presence (#13 finding 6)
+        (system.headers(Role.finance), 403),
     ):
         r = await system.client.get(
             f"/assessment/v1/cadres/{c}/presence", params={"week": W47}, headers=headers

@@ -348,7 +348,10 @@ simple("POST", f"{A}/weeks/{{week}}/close", lambda w, s: {"url": f"{A}/weeks/202
 simple(
     "GET",
     f"{A}/negative-list",
-    lambda w, s: {"url": f"{A}/negative-list", "params": {"month": "2026-11", "unit_id": s.town}},
+    lambda w, s: {
+        "url": f"{A}/negative-list",
+        "params": {"month": "2026-11", "unit_id": s.town, "subject_id": s.cadre},
+    },
 )
 simple(
     "GET",
@@ -369,7 +372,11 @@ async def _(w, s):
     return {"url": f"{A}/findings", "json": w.finding_body(s)}
 
 
-simple("GET", f"{A}/findings", lambda w, s: {"url": f"{A}/findings", "params": {"unit_id": s.town}})
+simple(
+    "GET",
+    f"{A}/findings",
+    lambda w, s: {"url": f"{A}/findings", "params": {"unit_id": s.town, "subject_id": s.cadre}},
+)
 simple("GET", f"{A}/findings/{{finding_id}}", lambda w, s: {"url": f"{A}/findings/{s.finding}"})
 
 

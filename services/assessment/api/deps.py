@@ -32,8 +32,11 @@ CountyReader = Annotated[Access, allow(Role.org_admin, Role.auditor, scope=Scope
 ReaderOrOwn = Annotated[Access, allow(Role.org_admin, Role.auditor, own=True)]
 AdminOrOwn = Annotated[Access, allow(Role.org_admin, own=True)]
 Inspector = Annotated[Access, allow(Role.inspector)]
-FindingsReader = Annotated[Access, allow(Role.org_admin, Role.auditor, Role.inspector)]
-FindingReader = Annotated[Access, allow(Role.org_admin, Role.auditor, Role.inspector, own=True)]
+# Inspection reads (findings, negative list, presence): the inspectors beside the readers,
+# each held to their subtree; with own, a cadre reads their own records (DESIGN.md §8).
+Inspection = Annotated[Access, allow(Role.org_admin, Role.auditor, Role.inspector)]
+InspectionOrOwn = Annotated[Access, allow(Role.org_admin, Role.auditor, Role.inspector, own=True)]
+FindingsReader, FindingReader = Inspection, InspectionOrOwn
 Own = Annotated[Access, allow(scope=Scope.self, own=True)]
 # A finding's subject appeals: the cadre themself, or a user scoped to the unit it is on
 # (auditors write nothing).

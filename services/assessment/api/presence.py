@@ -6,7 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from services.assessment.api.deps import CountyAdmin, Policy, Reader, ReaderOrOwn, Session
+from services.assessment.api.deps import (
+    CountyAdmin,
+    Inspection,
+    InspectionOrOwn,
+    Policy,
+    Session,
+)
 from services.assessment.schemas import Presence, WeekClose
 from services.assessment.service import presence
 from services.assessment.service.common import ensure_reach
@@ -21,7 +27,7 @@ Week = Annotated[WeekStr, Query()]
 
 @router.get("/cadres/{cadre_id}/presence", response_model=Presence)
 async def cadre_presence(
-    cadre_id: uuid.UUID, week: Week, session: Session, who: ReaderOrOwn, policy: Policy
+    cadre_id: uuid.UUID, week: Week, session: Session, who: InspectionOrOwn, policy: Policy
 ) -> dict[str, Any]:
     """Days, nights and leave days of a cadre's ISO week; judged once the week is closed."""
     monday = parse_week(week)
@@ -35,7 +41,7 @@ async def unit_presence(
     unit_id: uuid.UUID,
     week: Week,
     session: Session,
-    who: Reader,
+    who: Inspection,
     policy: Policy,
     page: Paging,
 ) -> dict[str, Any]:

@@ -14,12 +14,13 @@ from datetime import date, datetime
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import bindparam, select, text, tuple_, update
+from sqlalchemy import Select, and_, bindparam, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment.service.common import (
     ACTIONS,
     ENTRIES,
+    FINDINGS,
     after_key,
     chunks,
     emit,
@@ -367,6 +368,7 @@ async def list_entries(
     subject_id: uuid.UUID | None,
     status: EntryStatus | None,
     page: PageParams,
+    reason: EntryReason | None = None,
 ) -> dict[str, Any]:
     first = parse_month(month)
     stmt = select(ENTRIES).where(ENTRIES.c.date.between(first, month_end(first)))
@@ -378,10 +380,38 @@ async def list_entries(
         stmt = stmt.where(ENTRIES.c.subject_id == subject_id)
     if status:
         stmt = stmt.where(ENTRIES.c.status == status.value)
+    if reason:
+        stmt = stmt.where(ENTRIES.c.reason == reason.value)
     if after := page.after():
         stmt = stmt.where(tuple_(ENTRIES.c.date, ENTRIES.c.id) > after_key(after, date, uuid.UUID))
     rows = await session.execute(stmt.order_by(ENTRIES.c.date, ENTRIES.c.id).limit(page.limit + 1))
     return make_page([dict(r._mapping) for r in rows], page, lambda r: [r["date"], r["id"]])
+
+
+def _actions_read() -> Select:
+    """Actions with the entry behind each (reason, source, filed unit) and, for a finding's
+    entry, the finding's posting time, status and appeal time (`finding_*`)."""
+    behind = ENTRIES.join(ACTIONS, ACTIONS.c.entry_id == ENTRIES.c.id).outerjoin(
+        FINDINGS,
+        and_(ENTRIES.c.reason == EntryReason.finding.value, FINDINGS.c.id == ENTRIES.c.source_id),
+    )
+    return select(
+        ACTIONS,
+        ENTRIES.c.reason,
+        ENTRIES.c.source_id,
+        ENTRIES.c.unit_id,
+        FINDINGS.c.posted_at.label("finding_posted_at"),
+        FINDINGS.c.status.label("finding_status"),
+        FINDINGS.c.appealed_at.label("finding_appealed_at"),
+    ).select_from(behind)
+
+
+async def read_action(session: AsyncSession, action_id: uuid.UUID) -> dict[str, Any]:
+    """One action as `list_actions` lists it."""
+    row = (await session.execute(_actions_read().where(ACTIONS.c.id == action_id))).first()
+    if row is None:
+        raise NotFound(f"accountability action {action_id} not found", code="action_not_found")
+    return dict(row._mapping)
 
 
 async def list_actions(
@@ -392,13 +422,9 @@ async def list_actions(
     page: PageParams,
     scope: uuid.UUID | None = None,
 ) -> dict[str, Any]:
-    stmt = select(ACTIONS)
+    stmt = _actions_read()
     if scope is not None:  # an action files where the entry behind it does
-        stmt = stmt.where(
-            ACTIONS.c.entry_id.in_(
-                select(ENTRIES.c.id).where(ENTRIES.c.unit_id.in_(subtree(scope)))
-            )
-        )
+        stmt = stmt.where(ENTRIES.c.unit_id.in_(subtree(scope)))
     if cadre_id:
         stmt = stmt.where(ACTIONS.c.cadre_id == cadre_id)
     if status:

@@ -23,6 +23,7 @@ from services.assessment.service.common import (
     units_on,
 )
 from services.assessment.service.entries import NewEntry, record_entries, revoke_entries
+from services.assessment.service.names import name_rows
 from services.assessment.settings import AssessmentSettings
 from shared.authz import Access
 from shared.clock import local_date
@@ -42,6 +43,61 @@ DISMISSED = FindingStatus.dismissed.value
 def _event_fields(row: dict[str, Any]) -> dict[str, Any]:
     keys = ("subject_type", "subject_id", "kind", "severity", "status", "posted_by")
     return {"finding_id": row["id"]} | {k: row[k] for k in (*keys, "observed_at")}
+
+
+def appeal_deadline(posted_at: datetime, policy: AssessmentSettings) -> datetime:
+    """The last moment the subject may appeal: posting + the appeal window (7 days)."""
+    return as_utc(posted_at) + timedelta(days=policy.appeal_window_days)
+
+
+def appealable(finding: dict[str, Any], *, now: datetime, policy: AssessmentSettings) -> bool:
+    """An appeal is still possible: posted (not dismissed, not appealed yet), window open."""
+    return (
+        finding["status"] == FindingStatus.posted.value
+        and finding["appealed_at"] is None
+        and now <= appeal_deadline(finding["posted_at"], policy)
+    )
+
+
+async def describe(
+    session: AsyncSession,
+    findings: list[dict[str, Any]],
+    *,
+    now: datetime,
+    policy: AssessmentSettings,
+) -> list[dict[str, Any]]:
+    """Findings as they are read: with their appeal deadline, whether an appeal is still
+    possible, and the names of the subject, the unit and its township."""
+    for f in findings:
+        f["appeal_deadline"] = appeal_deadline(f["posted_at"], policy)
+        f["appealable"] = appealable(f, now=now, policy=policy)
+    return await name_rows(session, findings, person="subject_id", as_field="subject_name")
+
+
+async def describe_actions(
+    session: AsyncSession,
+    actions: list[dict[str, Any]],
+    *,
+    now: datetime,
+    policy: AssessmentSettings,
+) -> list[dict[str, Any]]:
+    """Actions as they are read (rows of `entries.list_actions`): the finding behind the
+    entry, if any, with its appeal deadline and whether an appeal is still possible; the
+    names of the cadre, the unit the entry is filed under and its township."""
+    for a in actions:
+        behind = a["finding_posted_at"] is not None
+        a["finding_id"] = a["source_id"] if behind else None
+        a["appeal_deadline"] = appeal_deadline(a["finding_posted_at"], policy) if behind else None
+        a["appealable"] = behind and appealable(
+            {
+                "status": a["finding_status"],
+                "appealed_at": a["finding_appealed_at"],
+                "posted_at": a["finding_posted_at"],
+            },
+            now=now,
+            policy=policy,
+        )
+    return await name_rows(session, actions, person="cadre_id", as_field="cadre_name")
 
 
 async def get(
@@ -182,7 +238,7 @@ async def appeal(
     _not_dismissed(finding)
     if finding["appealed_at"] is not None:
         raise Conflict("the finding was appealed already", code="appeal_exists")
-    if now > finding["posted_at"] + timedelta(days=policy.appeal_window_days):
+    if now > appeal_deadline(finding["posted_at"], policy):
         raise Conflict("the appeal window has closed", code="appeal_window_closed")
     finding = await _set(
         session,
