@@ -15,6 +15,8 @@ from services.incentives.schemas import (
     LineOut,
     PolicyIn,
     PolicyOut,
+    PolicyRejection,
+    PolicyStatus,
     PromotionCandidate,
 )
 from services.incentives.service import batches as batch_service
@@ -56,24 +58,33 @@ async def list_policies(
     paging: Paging,
     kind: PolicyKind | None = None,
     on: Day | None = None,
+    status: PolicyStatus | None = None,
 ):
-    """Policy versions, by kind and the day they are in force."""
-    return await policy_service.list_policies(session, kind=kind, on=on, page=paging)
+    """Policy versions, by kind, status and the day they are in force (approved ones)."""
+    return await policy_service.list_policies(session, kind=kind, on=on, status=status, page=paging)
 
 
 @router.get("/policies/{version}", response_model=PolicyOut)
 async def get_policy(session: Session, _: PolicyReader, version: str):
-    """One policy version by its label, e.g. posted_subsidy@2018-01-01."""
+    """One policy version by its label, e.g. posted_subsidy@2018-01-01, or its id."""
     return await policy_service.get_policy(session, version)
+
+
+def _may_decide(who: Access, kind: str) -> None:
+    """Pay policy is county-wide finance's, to propose and to approve (org_admin may not
+    approve pay: the second pair of eyes is finance's too); promotion thresholds are
+    county-wide org_admin's or finance's."""
+    if kind not in PROMOTION_KINDS:
+        who.require(Role.finance)
 
 
 @router.post("/policies", response_model=PolicyOut, status_code=201)
 async def add_policy(session: Session, who: PolicyWriter, clock: ClockDep, body: PolicyIn):
-    """Add an effective-dated policy version: pay policy by county-wide finance, promotion
-    thresholds by county-wide org_admin or finance."""
-    if body.kind not in PROMOTION_KINDS:
-        who.require(Role.finance)
-    return await policy_service.add_policy(
+    """Propose an effective-dated policy version (status `proposed`): it takes effect when
+    a second user approves it. Pay policy by county-wide finance, promotion thresholds by
+    county-wide org_admin or finance."""
+    _may_decide(who, body.kind)
+    return await policy_service.propose_policy(
         session,
         kind=body.kind,
         effective_from=body.effective_from,
@@ -82,6 +93,39 @@ async def add_policy(session: Session, who: PolicyWriter, clock: ClockDep, body:
         params=body.params,
         note=body.note,
         user_id=who.user_id,
+        username=who.username,
+        now=clock.now(),
+    )
+
+
+@router.post("/policies/{version}/approve", response_model=PolicyOut)
+async def approve_policy(session: Session, who: PolicyWriter, clock: ClockDep, version: str):
+    """Approve a proposed version (label or id): it takes effect. A different user than the
+    proposer (403 `same_user`), with the role that may propose its kind; 409
+    `not_proposed` once decided."""
+    _may_decide(who, (await policy_service.get_policy(session, version))["kind"])
+    return await policy_service.approve_policy(
+        session, version, user_id=who.user_id, username=who.username, now=clock.now()
+    )
+
+
+@router.post("/policies/{version}/reject", response_model=PolicyOut)
+async def reject_policy(
+    session: Session,
+    who: PolicyWriter,
+    clock: ClockDep,
+    version: str,
+    body: PolicyRejection | None = None,
+):
+    """Refuse a proposed version: `rejected` by another user with the role, `withdrawn` by
+    its proposer; 409 `not_proposed` once decided. Its month may be proposed again."""
+    _may_decide(who, (await policy_service.get_policy(session, version))["kind"])
+    return await policy_service.reject_policy(
+        session,
+        version,
+        user_id=who.user_id,
+        username=who.username,
+        note=body.note if body else "",
         now=clock.now(),
     )
 

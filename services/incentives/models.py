@@ -146,11 +146,30 @@ class MonthlyScore(_Sourced, table=True):
 
 
 class PolicyVersion(Base, table=True):
-    """One effective-dated version of one policy kind; `version` is `kind@effective_from`."""
+    """One effective-dated version of one policy kind; `version` is `kind@effective_from`.
+
+    Four eyes (DESIGN §8): a version is `proposed` by one user and in force only once
+    `approved` by another; a proposal may be `rejected` (or `withdrawn` by its proposer).
+    `live_version` is the label while proposed or approved, NULL after a refusal, so a
+    label is unique among live versions and a refused month can be proposed again.
+    """
 
     __tablename__ = "policy_versions"
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    version: str = Field(max_length=80, unique=True)
+    version: str = Field(max_length=80, index=True)
+    live_version: str | None = Field(default=None, max_length=80, unique=True)
+    status: str = Field(
+        default="approved", max_length=20, sa_column_kwargs={"server_default": "approved"}
+    )
+    proposed_by_name: str = Field(
+        default="", max_length=100, sa_column_kwargs={"server_default": ""}
+    )
+    decided_by: uuid.UUID | None = None
+    decided_by_name: str = Field(
+        default="", max_length=100, sa_column_kwargs={"server_default": ""}
+    )
+    decided_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    decision_note: str = Field(default="", max_length=500, sa_column_kwargs={"server_default": ""})
     kind: str = Field(max_length=40, index=True)
     effective_from: date
     effective_to: date | None = None

@@ -1,6 +1,6 @@
 """Request and response shapes of /incentives/v1 (money: decimal strings with 2 places)."""
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -37,6 +37,14 @@ class EligibilityOut(BaseModel):
     net: Money
 
 
+PolicyStatus = Literal["proposed", "approved", "rejected", "withdrawn"]
+
+
+class UserRef(BaseModel):
+    id: str | None
+    username: str | None
+
+
 class PolicyIn(BaseModel):
     kind: PolicyKind
     effective_from: Day
@@ -56,6 +64,20 @@ class PolicyOut(BaseModel):
     params: dict[str, Any]
     note: str
     created_at: str
+    status: PolicyStatus = Field(description="proposed, approved (in force), rejected, withdrawn")
+    proposed_by: UserRef | None = Field(description="who proposed it (None: the system)")
+    proposed_at: str
+    approved_by: UserRef | None = Field(
+        description="the second user (None: not approved, or the system)"
+    )
+    approved_at: str | None
+    rejected_by: UserRef | None = Field(description="who rejected it (or its proposer: withdrawn)")
+    rejected_at: str | None
+    decision_note: str
+
+
+class PolicyRejection(BaseModel):
+    note: MultilineText = Field(default="", max_length=500)
 
 
 class BatchIn(BaseModel):

@@ -4,10 +4,12 @@
 may succeed gets a fresh target on every call, so each principal meets the same state.
 """
 
+import calendar
 import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from shared.contracts.enums import Role
 from tests.authz.world import PASSWORD, Side, World
 
 Make = Callable[[World, Side], Awaitable[dict[str, Any]]]
@@ -505,16 +507,40 @@ simple(
 )
 
 
-@case("POST", f"{INC}/policies")
-async def _(w, s):
-    i = next(_policy_months)  # each new version starts after the last one
-    body = {
+def _policy_body() -> dict[str, Any]:
+    """A pay policy version for a month of its own: proposals never overlap each other."""
+    i = next(_policy_months)
+    year, month = 2030 + i // 12, i % 12 + 1
+    last = calendar.monthrange(year, month)[1]
+    return {
         "kind": "posted_subsidy",
-        "effective_from": f"{2030 + i // 12}-{i % 12 + 1:02d}-01",
+        "effective_from": f"{year}-{month:02d}-01",
+        "effective_to": f"{year}-{month:02d}-{last}",
         "amounts": {"monthly": "2100.00"},
         "params": {"roles": ["first_secretary", "team_leader", "member"]},
     }
-    return {"url": f"{INC}/policies", "json": body}
+
+
+@case("POST", f"{INC}/policies")
+async def _(w, s):
+    return {"url": f"{INC}/policies", "json": _policy_body()}
+
+
+async def _proposal(w) -> str:
+    """A fresh proposed pay policy version, by a finance user no principal is."""
+    body = _policy_body()
+    proposer = w.system.headers(Role.finance, username="proposer")
+    return (await w.call("POST", f"{INC}/policies", json=body, headers=proposer))["id"]
+
+
+@case("POST", f"{INC}/policies/{{version}}/approve")
+async def _(w, s):
+    return {"url": f"{INC}/policies/{await _proposal(w)}/approve"}
+
+
+@case("POST", f"{INC}/policies/{{version}}/reject")
+async def _(w, s):
+    return {"url": f"{INC}/policies/{await _proposal(w)}/reject", "json": {"note": "no"}}
 
 
 simple(

@@ -277,6 +277,20 @@ def finance(system) -> dict:
     return system.headers(Role.finance)
 
 
+async def enact(system, body: dict, role: Role = Role.finance):
+    """A policy version in force: proposed by one user, approved by another (four eyes).
+    Returns the approve call's response."""
+    r = await system.client.post(
+        f"{BASE}/policies", json=body, headers=system.headers(role, username="proposer")
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "proposed"
+    return await system.client.post(
+        f"{BASE}/policies/{r.json()['id']}/approve",
+        headers=system.headers(role, username="approver"),
+    )
+
+
 async def county(system) -> dict:
     """A small county for batches (clock: 25 November 2026):
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from services.incentives.models import outbox
 from shared.contracts.enums import Role
-from tests.incentives.factories import BASE, cadre, eligibility, posting, unit_tree
+from tests.incentives.factories import BASE, cadre, eligibility, enact, posting, unit_tree
 
 KINDS = {
     "posted_subsidy", "village_cadre_pay", "deputy_section_treatment", "study_class",
@@ -71,10 +71,8 @@ def raise_subsidy(**overrides):
 
 @pytest.mark.parametrize("role", [Role.finance])
 async def test_add_a_version_supersedes_the_open_one(system, role):
-    r = await system.client.post(
-        f"{BASE}/policies", json=raise_subsidy(), headers=system.headers(role)
-    )
-    assert r.status_code == 201, r.text
+    r = await enact(system, raise_subsidy(), role)
+    assert r.status_code == 200, r.text
     assert r.json()["version"] == "posted_subsidy@2027-01-01"
     assert r.json()["amounts"] == {"monthly": "2200.00"}
     old = await system.client.get(
@@ -101,9 +99,7 @@ async def test_only_county_wide_finance_changes_pay_policy(system):
 async def test_overlapping_versions_conflict(system):
     h = system.headers(Role.finance)
     bounded = raise_subsidy(effective_from="2027-01-01", effective_to="2027-06-30")
-    assert (
-        await system.client.post(f"{BASE}/policies", json=bounded, headers=h)
-    ).status_code == 201
+    assert (await enact(system, bounded)).status_code == 200
     for clash in (
         raise_subsidy(effective_from="2027-06-01"),  # inside the bounded one
         raise_subsidy(effective_from="2026-06-01"),  # starts before, runs into it
@@ -153,6 +149,12 @@ async def test_a_retroactive_version_recomputes_stored_months(system):
         headers=system.headers(Role.finance),
     )
     assert r.status_code == 201
+    # Proposed only: nothing changes until a second user approves it.
+    assert (await eligibility(system, cid, "2026-11"))["gross"] == "2000.00"
+    approve = await system.client.post(
+        f"{BASE}/policies/{r.json()['id']}/approve", headers=system.headers(Role.finance)
+    )
+    assert approve.status_code == 200, approve.text
     body = await eligibility(system, cid, "2026-11")
     assert body["gross"] == "2200.00"
     assert body["components"][0]["policy_version"] == "posted_subsidy@2026-11-01"

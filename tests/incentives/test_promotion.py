@@ -4,7 +4,7 @@ window, the cadre categories of the channel; thresholds are policy versions."""
 from datetime import date
 
 from shared.contracts.enums import Role
-from tests.incentives.factories import BASE, cadre, entry, revoke_entry, score
+from tests.incentives.factories import BASE, cadre, enact, entry, revoke_entry, score
 
 WINDOW = ["2026-06", "2026-07", "2026-08", "2026-09", "2026-10", "2026-11"]
 
@@ -67,9 +67,9 @@ async def test_sustained_top_scores_without_active_entries(system):
 async def test_thresholds_are_policy(system):
     await scored(system, "Short", months=WINDOW[3:])
     assert await listed(system, "priority_promotion") == []
-    r = await system.client.post(
-        f"{BASE}/policies",
-        json={
+    r = await enact(
+        system,
+        {
             "kind": "priority_promotion",
             "effective_from": "2026-11-01",
             "params": {
@@ -79,9 +79,9 @@ async def test_thresholds_are_policy(system):
                 "categories": ["resident_cadre"],
             },
         },
-        headers=system.headers(Role.org_admin),
+        Role.org_admin,
     )
-    assert r.status_code == 201, r.text
+    assert r.status_code == 200, r.text
     assert await listed(system, "priority_promotion") == ["Short"]
     assert await listed(system, "priority_promotion", month="2026-10") == []  # older version
 

@@ -48,7 +48,9 @@ def _src(row) -> Source:
 
 
 async def load_book(session: AsyncSession) -> PolicyBook:
-    rows = (await session.execute(select(policy_versions))).all()
+    # Approved versions only: a proposal takes effect when a second user approves it.
+    q = select(policy_versions).where(policy_versions.c.status == "approved")
+    rows = (await session.execute(q)).all()
     return PolicyBook(
         [
             Policy(
