@@ -77,7 +77,7 @@ def test_declared_names_include_dependencies_and_aliases():
     for ctx in iter_route_contexts(app.routes):
         if isinstance(ctx.original_route, APIRoute):
             known[(tuple(sorted(ctx.methods)), ctx.path)] = getattr(ctx.original_route, KNOWN_QUERY)
-    assert known[(("GET",), f"{I}/policies")] == {"kind", "on", "limit", "cursor"}
+    assert known[(("GET",), f"{I}/policies")] == {"kind", "on", "status", "limit", "cursor"}
     assert known[(("GET",), f"{I}/stipend-batches/{{batch_id}}/export")] == {"format"}
     assert known[(("GET",), f"{A}/negative-list")] >= {"month", "limit", "cursor"}
     assert known[(("POST",), f"{A}/sign-ins")] == frozenset()
