@@ -8,7 +8,6 @@ Every figure is an aggregate grouped by township (or by cadre) over everyone at 
 import re
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -30,12 +29,12 @@ from services.assessment.service.common import (
     VERDICTS,
     WEEKS,
     after_key,
-    chunks,
     emit,
     overlaps,
     subtree,
     township_column,
 )
+from services.assessment.service.names import cadre_names, unit_names
 from services.assessment.settings import AssessmentSettings
 from shared.clock import LOCAL_TZ, format_week, month_end, parse_month, parse_week, week_end_moment
 from shared.contracts.assessment import MonthlyScorePublished, ReportPublished
@@ -75,31 +74,6 @@ async def _townships(session: AsyncSession) -> dict[uuid.UUID, str]:
         .order_by(UNITS.c.code)
     )
     return {r.unit_id: r.name for r in rows}
-
-
-@dataclass
-class Names:
-    """Names from the registry projections, for people reading lists (None if unknown)."""
-
-    cadres: dict[uuid.UUID, str] = field(default_factory=dict)
-    units: dict[uuid.UUID, str] = field(default_factory=dict)
-
-
-async def names_of(
-    session: AsyncSession, *, cadre_ids: list[uuid.UUID], unit_ids: list[uuid.UUID]
-) -> Names:
-    names = Names()
-    for part in chunks(list(set(cadre_ids))):
-        rows = await session.execute(
-            select(CADRES.c.cadre_id, CADRES.c.name).where(CADRES.c.cadre_id.in_(part))
-        )
-        names.cadres.update(dict(rows.all()))
-    for part in chunks(list(set(unit_ids))):
-        rows = await session.execute(
-            select(UNITS.c.unit_id, UNITS.c.name).where(UNITS.c.unit_id.in_(part))
-        )
-        names.units.update(dict(rows.all()))
-    return names
 
 
 def ten_day_period(period: str) -> tuple[date, date]:
@@ -426,11 +400,9 @@ async def _store_scores(
             for s in changed
         ]
         await emit(session, events, now)
-    names = await names_of(
-        session,
-        cadre_ids=[s["cadre_id"] for s in scored],
-        unit_ids=[s["township_id"] for s in scored if s["township_id"]],
-    )
+    cadres = await cadre_names(session, [s["cadre_id"] for s in scored])
+    units = await unit_names(session, [s["township_id"] for s in scored])
+    names = {t: u.name for t, u in units.items()}
     towns: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for s in scored:
         towns[s["township_id"]].append(s)
@@ -438,13 +410,15 @@ async def _store_scores(
         "month": month,
         "cadres": len(scored),
         "townships": [
-            _township_row(t, group, names)
+            _township_row(t, group, names, cadres)
             for t, group in sorted(towns.items(), key=lambda kv: str(kv[0]))
         ],
     }
 
 
-def _township_row(town: Any, group: list[dict[str, Any]], names: Names) -> dict[str, Any]:
+def _township_row(
+    town: Any, group: list[dict[str, Any]], names: dict[Any, str], cadres: dict[Any, str]
+) -> dict[str, Any]:
     """`top` (ids) and `average` are over the ranked cadres; `top_cadres` names them."""
     ranked = sorted(
         (s for s in group if s["ranked"]), key=lambda s: (s["rank"], str(s["cadre_id"]))
@@ -452,7 +426,7 @@ def _township_row(town: Any, group: list[dict[str, Any]], names: Names) -> dict[
     average = sum(s["score"] for s in ranked) / len(ranked) if ranked else None
     return {
         "township_id": str(town) if town else None,
-        "name": names.units.get(town),
+        "name": names.get(town),
         "cadres": len(group),
         "ranked": len(ranked),
         "not_ranked": len(group) - len(ranked),
@@ -461,7 +435,7 @@ def _township_row(town: Any, group: list[dict[str, Any]], names: Names) -> dict[
         "top_cadres": [
             {
                 "cadre_id": str(s["cadre_id"]),
-                "cadre_name": names.cadres.get(s["cadre_id"]),
+                "cadre_name": cadres.get(s["cadre_id"]),
                 "score": str(s["score"]),
                 "rank": s["rank"],
             }
