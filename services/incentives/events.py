@@ -10,7 +10,7 @@ item points at.
 
 from datetime import date
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.incentives.models import (
@@ -66,6 +66,9 @@ async def _put(session: AsyncSession, table, keys: list[str], row: dict) -> None
 async def on_unit(session: AsyncSession, p: UnitUpserted, env: Envelope) -> None:
     if not await advance(session, "unit", p.unit_id, p.entity_version):
         return
+    old_name = (
+        await session.execute(select(units.c.name).where(units.c.unit_id == p.unit_id))
+    ).scalar_one_or_none()
     row = {"unit_id": p.unit_id, "name": p.name, "kind": p.kind, "parent_id": p.parent_id}
     await _put(session, units, ["unit_id"], row | _src(env))
     await session.execute(delete(unit_ancestors).where(unit_ancestors.c.unit_id == p.unit_id))
@@ -78,6 +81,29 @@ async def on_unit(session: AsyncSession, p: UnitUpserted, env: Envelope) -> None
         ],
     )
     await line_service.refile_draft_lines(session, unit_id=p.unit_id)
+    if old_name != p.name:
+        await _rename_in_reasons(session, p.unit_id)
+
+
+async def _rename_in_reasons(session: AsyncSession, unit_id) -> None:
+    """Eligibility reasons name the units of postings and home units: a unit named or
+    renamed recomputes the months of the cadres it names, so any order converges."""
+    posted = await session.execute(
+        select(postings.c.cadre_id, func.min(postings.c.start_date))
+        .where(postings.c.unit_id == unit_id)
+        .group_by(postings.c.cadre_id)
+    )
+    since = {r[0]: r[1] for r in posted}
+    homed = await session.execute(
+        select(cadre_states.c.cadre_id, func.min(cadre_states.c.effective_date))
+        .join(cadres, cadres.c.cadre_id == cadre_states.c.cadre_id)
+        .where(cadres.c.unit_id == unit_id)
+        .group_by(cadre_states.c.cadre_id)
+    )
+    for cadre_id, day in homed:
+        since[cadre_id] = min(day, since.get(cadre_id, day))
+    for cadre_id in sorted(since, key=str):
+        await refresh_cadre(session, cadre_id, since=since[cadre_id])
 
 
 @handlers.on(CadreUpserted)
@@ -92,6 +118,9 @@ async def on_cadre(session: AsyncSession, p: CadreUpserted, env: Envelope) -> No
     if not (newest or dated):
         return
     state = {"category": p.category, "position": p.position, "active": p.active}
+    home_before = (
+        await session.execute(select(cadres.c.unit_id).where(cadres.c.cadre_id == p.cadre_id))
+    ).scalar_one_or_none()
     if dated:
         key = {"cadre_id": p.cadre_id, "effective_date": p.effective_date}
         await _put(session, cadre_states, ["cadre_id", "effective_date"], key | state | _src(env))
@@ -119,7 +148,16 @@ async def on_cadre(session: AsyncSession, p: CadreUpserted, env: Envelope) -> No
             event_type=top.event_type,
         )
     )
-    await refresh_cadre(session, p.cadre_id, since=p.effective_date)
+    since = p.effective_date
+    if newest and home_before != p.unit_id:
+        # reasons name the home unit in every month: recompute them all
+        first = await session.execute(
+            select(func.min(cadre_states.c.effective_date)).where(
+                cadre_states.c.cadre_id == p.cadre_id
+            )
+        )
+        since = min(since, first.scalar_one() or since)
+    await refresh_cadre(session, p.cadre_id, since=since)
 
 
 @handlers.on(PostingOpened, PostingEnded)

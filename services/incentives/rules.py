@@ -105,6 +105,14 @@ class CadreFacts:
     actions: list[ActionFact] = field(default_factory=list)
     verdicts: list[VerdictFact] = field(default_factory=list)
     entries: list[EntryFact] = field(default_factory=list)
+    # Names for reasons: the units the cadre's postings and home unit point at.
+    home_unit: UUID | None = None
+    unit_names: dict[UUID, str] = field(default_factory=dict)
+
+    def unit_label(self, unit_id: UUID | None) -> str:
+        """'Name (unit <id>)', or just the id while the unit's name is not known yet."""
+        name = self.unit_names.get(unit_id) if unit_id else None
+        return f"{name} (unit {unit_id})" if name else f"unit {unit_id}"
 
 
 @dataclass(frozen=True)
@@ -323,7 +331,8 @@ def compute(facts: CadreFacts, first: date, book: PolicyBook, carry: Carry | Non
                 Item(
                     PolicyKind.posted_subsidy,
                     prorate(monthly, days, dim),
-                    f"posted as {p.role} to unit {p.unit_id} ({p.start.isoformat()}..{end}, "
+                    f"posted as {p.role} to {facts.unit_label(p.unit_id)} "
+                    f"({p.start.isoformat()}..{end}, "
                     f"posting {p.posting_id}): {days}/{dim} days of {fmt(monthly)}",
                     p.source,
                     subsidy.version,
@@ -332,6 +341,7 @@ def compute(facts: CadreFacts, first: date, book: PolicyBook, carry: Carry | Non
 
     runs = state_runs(facts.states, first, last)
     pay = book.for_month(PolicyKind.village_cadre_pay, first)
+    home = f" of {facts.unit_label(facts.home_unit)}" if facts.home_unit else ""
     if pay:
         for state, days in runs:
             if state.category == "village_cadre" and state.active and state.position:
@@ -340,8 +350,8 @@ def compute(facts: CadreFacts, first: date, book: PolicyBook, carry: Carry | Non
                     Item(
                         PolicyKind.village_cadre_pay,
                         prorate(monthly, days, dim),
-                        f"village cadre, {state.position} from {state.effective_date.isoformat()}: "
-                        f"{days}/{dim} days of {fmt(monthly)}",
+                        f"village cadre, {state.position}{home} from "
+                        f"{state.effective_date.isoformat()}: {days}/{dim} days of {fmt(monthly)}",
                         state.source,
                         pay.version,
                     )
@@ -370,6 +380,7 @@ def compute(facts: CadreFacts, first: date, book: PolicyBook, carry: Carry | Non
             )
 
     entry_status = {e.entry_id: e.status for e in facts.entries}
+    entry_reason = {e.entry_id: f" ({e.reason})" for e in facts.entries}
     for a in sorted(facts.actions, key=lambda a: (a.entry_date, str(a.action_id))):
         if not first <= a.entry_date <= last or a.status == ActionStatus.cancelled:
             continue
@@ -383,8 +394,9 @@ def compute(facts: CadreFacts, first: date, book: PolicyBook, carry: Carry | Non
                 Item(
                     a.rung,
                     policy.amount("per_action"),
-                    f"accountability {a.rung} ({a.status}, count {a.count}) for negative entry "
-                    f"{a.entry_id} dated {a.entry_date.isoformat()} (action {a.action_id})",
+                    f"accountability {a.rung} ({a.status}, count {a.count}) for negative entry"
+                    f"{entry_reason.get(a.entry_id, '')} {a.entry_id} dated "
+                    f"{a.entry_date.isoformat()} (action {a.action_id})",
                     a.source,
                     policy.version,
                 )

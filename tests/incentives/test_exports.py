@@ -8,7 +8,7 @@ from decimal import Decimal
 import openpyxl
 import pytest
 
-from services.incentives.service.exports import COLUMNS
+from services.incentives.service.exports import COLUMNS, ITEM_COLUMNS, TOTAL_COLUMNS
 from shared.contracts.enums import Role
 from tests.incentives.factories import BASE, build, cadre, county, finance, posting, unit_tree
 
@@ -54,7 +54,13 @@ async def test_csv_of_a_draft_reads_back(system, batch):
     assert sorted(row["cadre_name"] for row in rows) == ["An", "Bo", "Chen", "Du"]
     net = sum(Decimal(row["net"]) for row in rows)
     assert totals[0] == ["scope", "township_id", "township_name", "lines", "gross",
-                         "deductions_total", "net"]  # fmt: skip
+                         "deductions_total", "net", "deductions_applied",
+                         "carried_forward"]  # fmt: skip
+    assert COLUMNS[-5:] == ["deductions_applied", "carried_forward", "village_id",
+                            "village_name", "township_name"]  # fmt: skip
+    du = next(row for row in rows if row["cadre_name"] == "Du")
+    assert (du["deductions_applied"], du["carried_forward"]) == ("200.00", "0.00")
+    assert (du["village_name"], du["township_name"]) == ("Village B", "Town B")
     total = dict(zip(totals[0], totals[1], strict=True))
     assert total["scope"] == "total" and Decimal(total["net"]) == net == Decimal("8200.00")
     assert total["lines"] == "4"
@@ -67,8 +73,8 @@ async def test_xlsx_of_a_draft_reads_back(system, batch):
     r = await export(system, batch["id"], "xlsx")
     assert r.headers["content-type"].startswith("application/vnd.openxmlformats")
     wb = openpyxl.load_workbook(io.BytesIO(r.content))
-    assert wb.sheetnames == ["Batch", "Lines", "Totals"]
-    head = [list(row) for row in wb["Batch"].iter_rows(values_only=True)]
+    assert wb.sheetnames == ["Summary", "Lines", "Items"]
+    head = [list(row) for row in wb["Summary"].iter_rows(values_only=True)]
     assert head[0][0].startswith("DRAFT")
     meta = {row[0]: row[1] for row in head[1:]}
     assert meta["status"] == "DRAFT (not approved)" and meta["batch_id"] == batch["id"]
@@ -78,9 +84,27 @@ async def test_xlsx_of_a_draft_reads_back(system, batch):
     lines = [dict(zip(COLUMNS, row, strict=True)) for row in rows[1:]]
     assert len(lines) == 4
     net = sum(Decimal(str(line["net"])).quantize(Decimal("0.01")) for line in lines)
-    totals = list(wb["Totals"].iter_rows(values_only=True))
-    assert totals[1][0] == "total" and totals[1][3] == 4
-    assert Decimal(str(totals[1][6])).quantize(Decimal("0.01")) == net == Decimal("8200.00")
+    at = next(i for i, row in enumerate(head) if row[0] == "scope")
+    totals = [dict(zip(TOTAL_COLUMNS, row, strict=False)) for row in head[at + 1 :]]
+    assert list(head[at][: len(TOTAL_COLUMNS)]) == TOTAL_COLUMNS
+    assert totals[0]["scope"] == "total" and totals[0]["lines"] == 4
+    assert Decimal(str(totals[0]["net"])).quantize(Decimal("0.01")) == net == Decimal("8200.00")
+    towns = {t["township_name"]: t for t in totals[1:]}
+    assert Decimal(str(towns["Town B"]["net"])) == Decimal("1800")
+    # Items: one row per component or deduction, with the line it belongs to
+    items = [dict(zip(ITEM_COLUMNS, row, strict=True)) for row in
+             wb["Items"].iter_rows(min_row=2, values_only=True)]  # fmt: skip
+    du = [i for i in items if i["cadre_name"] == "Du"]
+    assert [(i["part"], i["kind"], Decimal(str(i["amount"]))) for i in du] == [
+        ("component", "posted_subsidy", Decimal("2000")),
+        ("deduction", "study_class", Decimal("200")),
+    ]
+    assert du[0]["village_name"] == "Village B" and du[0]["township_name"] == "Town B"
+    assert du[1]["policy_version"] == "study_class@2018-01-01" and du[1]["source_id"]
+    for line in lines:  # each line's items add up to it
+        mine = [i for i in items if i["cadre_id"] == line["cadre_id"]]
+        g = sum(Decimal(str(i["amount"])) for i in mine if i["part"] == "component")
+        assert g.quantize(Decimal("0.01")) == Decimal(str(line["gross"])).quantize(Decimal("0.01"))
 
 
 async def test_locked_exports_carry_status_and_hash(system, batch):
@@ -92,9 +116,10 @@ async def test_locked_exports_carry_status_and_hash(system, batch):
     meta = dict(header)
     assert meta["status"] == "locked" and meta["content_hash"] == locked["content_hash"]
     wb = openpyxl.load_workbook(io.BytesIO((await export(system, batch["id"], "xlsx")).content))
-    head = [list(row) for row in wb["Batch"].iter_rows(values_only=True)]
+    head = [list(row) for row in wb["Summary"].iter_rows(values_only=True)]
     assert head[0][0] == "batch_id"  # no DRAFT banner
-    assert {row[0]: row[1] for row in head}["content_hash"] == locked["content_hash"]
+    meta = {row[0]: row[1] for row in head}
+    assert meta["content_hash"] == locked["content_hash"] and meta["status"] == "locked"
 
 
 async def test_export_is_finance_only_and_formats_are_checked(system, batch):
@@ -132,3 +157,5 @@ async def test_formulas_in_names_are_written_as_text(system):
     assert sorted(c.value for c in cells) == sorted(n.replace("\r", "\n") for n in HOSTILE)
     assert {c.data_type for c in cells} == {"s"} and all(c.quotePrefix for c in cells)
     assert {row[7].data_type for row in wb["Lines"].iter_rows(min_row=2)} == {"n"}
+    names = [row[1] for row in wb["Items"].iter_rows(min_row=2)]
+    assert len(names) == len(HOSTILE) and all(c.data_type == "s" and c.quotePrefix for c in names)

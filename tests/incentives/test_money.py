@@ -144,3 +144,108 @@ async def test_totals_and_lines_are_read_by_auditors_too(system):
         f"{BASE}/stipend-batches/{batch['id']}/lines", headers=system.headers(Role.auditor)
     )
     assert r.status_code == 200 and r.json()["items"][0]["village_name"] == "Village A"
+
+
+async def test_batch_lines_name_village_and_township_and_explain_themselves(system):
+    """Findings 8 and 9: lines had no village and no names; explaining one took an
+    eligibility call per cadre."""
+    units = await unit_tree(system)
+    cid, _ = await cadre(system, name="Lan")
+    pid, posted = await posting(
+        system, cid, units["group_a"], start=date(2026, 10, 1), role="team_leader"
+    )
+    entry_id, _ = await entry(system, cid, day=date(2026, 10, 7))
+    _, acted = await action(
+        system, cid, entry_id, day=date(2026, 10, 7), rung="study_class", count=1
+    )
+    village_cadre, home = await cadre(
+        system, name="Mo", category="village_cadre", position="committee_member",
+        unit_id=units["village_b"],
+    )  # fmt: skip
+    batch = await build(system, "2026-10")
+    lines = {x["cadre_name"]: x for x in await check_batch(system, batch["id"])}
+    lan, mo = lines["Lan"], lines["Mo"]
+    assert (lan["village_id"], lan["village_name"]) == (str(units["village_a"]), "Village A")
+    assert (lan["township_id"], lan["township_name"]) == (str(units["town_a"]), "Town A")
+    assert (mo["village_name"], mo["township_name"]) == ("Village B", "Town B")
+    [component] = lan["components"]
+    assert component["kind"] == "posted_subsidy" and component["amount"] == "2000.00"
+    assert component["source"] == {"type": "registry.posting.opened", "id": posted}
+    assert component["policy_version"] == "posted_subsidy@2018-01-01"
+    assert "Group A" in component["reason"] and str(pid) in component["reason"]
+    [deduction] = lan["deductions"]
+    assert deduction["source"] == {"type": "assessment.accountability.opened", "id": acted}
+    assert (deduction["kind"], deduction["amount"]) == ("study_class", "200.00")
+    [pay] = mo["components"]
+    assert pay["source"]["id"] == home and "Village B" in pay["reason"]
+
+
+async def test_eligibility_names_the_cadre_and_the_units(system):
+    """Finding 8: eligibility reasons carried only uuids."""
+    units = await unit_tree(system)
+    cid, _ = await cadre(system, name="Niu")
+    pid, _ = await posting(system, cid, units["village_b"], start=date(2026, 10, 1))
+    body = await eligibility(system, cid, "2026-10")
+    assert body["cadre_name"] == "Niu"
+    [item] = body["components"]
+    assert "Village B" in item["reason"] and str(units["village_b"]) in item["reason"]
+    # a renamed village: the reasons follow
+    from shared.contracts.registry import UnitUpserted
+    from tests.incentives.factories import emit
+    from tests.support import next_version
+
+    await emit(
+        system,
+        UnitUpserted(
+            unit_id=units["village_b"], code="village_b", name="Xinzhai", kind="village",
+            parent_id=units["town_b"], ancestors=[units["county"], units["town_b"]],
+            entity_version=next_version(),
+        ),
+        units["village_b"],
+    )  # fmt: skip
+    [item] = (await eligibility(system, cid, "2026-10"))["components"]
+    assert "Xinzhai" in item["reason"]
+
+
+async def test_a_cadre_reads_their_own_lines_across_batches(system):
+    units = await unit_tree(system)
+    cid, _ = await cadre(system, name="Ou")
+    other, _ = await cadre(system, name="Pei")
+    for who in (cid, other):
+        await posting(system, who, units["village_a"], start=date(2026, 9, 1))
+    september = await build(system, "2026-09")
+    r = await system.client.post(
+        f"{BASE}/stipend-batches/{september['id']}/lock", headers=finance(system)
+    )
+    assert r.status_code == 200
+    entry_id, _ = await entry(system, cid, day=date(2026, 9, 20))
+    await action(system, cid, entry_id, day=date(2026, 9, 20), rung="admonition_talk", count=1)
+    october = await build(system, "2026-10")
+    url = f"{BASE}/cadres/{cid}/lines"
+    mine = system.headers(Role.cadre, cadre_id=cid)
+    r = await system.client.get(url, headers=mine)
+    assert r.status_code == 200, r.text
+    got = [(x["batch_month"], x["for_month"], x["kind"], x["net"]) for x in r.json()["items"]]
+    assert got == [
+        ("2026-09", "2026-09", "regular", "2000.00"),
+        ("2026-10", "2026-09", "adjustment", "-500.00"),
+        ("2026-10", "2026-10", "regular", "2000.00"),
+    ]
+    first = r.json()["items"][0]
+    assert first["batch_id"] == september["id"] and first["batch_status"] == "locked"
+    assert first["components"][0]["kind"] == "posted_subsidy"
+    for line in r.json()["items"]:
+        identity(line)
+    r = await system.client.get(url, params={"month": "2026-10"}, headers=mine)
+    assert [x["batch_id"] for x in r.json()["items"]] == [october["id"]]
+    r = await system.client.get(url, params={"month": "2026-13"}, headers=mine)
+    assert r.status_code == 422 and r.json()["field"] == "month"
+    r = await system.client.get(f"{BASE}/cadres/{other}/lines", headers=mine)
+    assert r.status_code == 403
+    paged = await system.client.get(url, params={"limit": 2}, headers=finance(system))
+    rest = await system.client.get(
+        url, params={"limit": 2, "cursor": paged.json()["next_cursor"]}, headers=finance(system)
+    )
+    assert len(paged.json()["items"]) == 2 and len(rest.json()["items"]) == 1
+    scoped = system.headers(Role.auditor, unit_id=units["town_b"])
+    assert (await system.client.get(url, headers=scoped)).json()["items"] == []

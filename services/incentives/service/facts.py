@@ -129,6 +129,14 @@ async def load_facts(
         q = q.where(entries.c.entry_date.between(first, last))
     for r in (await session.execute(q)).all():
         out[r.subject_id].entries.append(EntryFact(r.entry_id, r.reason, r.entry_date, r.status))
+
+    for cadre_id, unit_id in (await cadre_units(session, ids)).items():
+        out[cadre_id].home_unit = unit_id
+    named = {p.unit_id for f in out.values() for p in f.postings}
+    named |= {f.home_unit for f in out.values() if f.home_unit}
+    names = await unit_names(session, named)
+    for f in out.values():
+        f.unit_names = names
     return out
 
 
