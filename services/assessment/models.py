@@ -44,6 +44,7 @@ class UtcDateTime(TypeDecorator):
 
 TZ = UtcDateTime()
 ACTIVE = sql_text("status = 'active'")
+FLAGGED = sql_text("status = 'flagged'")
 LIVE = sql_text("status <> 'cancelled'")
 
 
@@ -135,6 +136,15 @@ class SignIn(Base, table=True):
         Index("ix_sign_ins_day", "day_date", "cadre_id"),
         Index("ix_sign_ins_night", "night_date", "cadre_id"),
         Index("ix_sign_ins_local", "local_date", "cadre_id"),
+        # The review list (review.py): by unit subtree, and flagged ones county-wide.
+        Index("ix_sign_ins_unit_time", "unit_id", "device_time", "id"),
+        Index(
+            "ix_sign_ins_flagged_time",
+            "device_time",
+            "id",
+            sqlite_where=FLAGGED,
+            postgresql_where=FLAGGED,
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=_uuid, primary_key=True)
@@ -280,6 +290,10 @@ class Finding(Base, table=True):
     observed_at: datetime = Field(sa_type=TZ)
     description: str = Field(sa_type=String(4000))
     evidence_urls: list[str] = Field(default_factory=list, sa_type=JSON)
+    # Sign-ins cited as evidence (ids as strings); the subject's own, checked on posting.
+    sign_in_ids: list[str] = Field(
+        default_factory=list, sa_type=JSON, sa_column_kwargs={"server_default": "[]"}
+    )
     status: str = Field(default="posted", sa_type=String(20), index=True)
     posted_by: uuid.UUID | None = None
     posted_at: datetime = Field(sa_type=TZ)

@@ -62,6 +62,21 @@ class SignInPublic(BaseModel):
     reasons: list[SignInReason]
 
 
+class SignInReview(SignInPublic):
+    """A sign-in as a reviewer reads it: where, on what device, and where it is filed."""
+
+    cadre_name: str | None
+    lat: float
+    lon: float
+    accuracy_m: float
+    device_id: str
+    mock_location: bool
+    counted: bool
+    local_date: date
+    unit_id: uuid.UUID | None
+    unit_name: str | None
+
+
 class SignInRejected(BaseModel):
     status: SignInStatus = SignInStatus.rejected
     code: str
@@ -164,6 +179,8 @@ class FindingCreate(Strict):
     evidence_urls: list[Annotated[Line, Field(min_length=1, max_length=1000)]] = Field(
         default_factory=list, max_length=50
     )
+    # Sign-ins of the subject cited as evidence (the cadre's, or of a cadre in the unit).
+    sign_in_ids: list[uuid.UUID] = Field(default_factory=list, max_length=20)
 
 
 class FindingPublic(Named):
@@ -177,6 +194,7 @@ class FindingPublic(Named):
     observed_at: datetime
     description: str
     evidence_urls: list[str]
+    sign_in_ids: list[uuid.UUID] = []
     status: FindingStatus
     posted_by: uuid.UUID | None
     posted_at: datetime

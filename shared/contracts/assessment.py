@@ -124,6 +124,8 @@ class _Finding(EventPayload):
     observed_at: datetime
     status: FindingStatus
     posted_by: UUID | None = None
+    # Sign-ins of the subject cited as evidence (flagged ones, usually); empty when none.
+    sign_in_ids: list[UUID] = []
 
 
 @event_type("assessment.finding.posted")

@@ -338,6 +338,13 @@ async def _(w, s):
 
 simple(
     "GET",
+    f"{A}/sign-ins",
+    lambda w, s: {"url": f"{A}/sign-ins", "params": {"cadre_id": s.cadre, "unit_id": s.town}},
+)
+
+
+simple(
+    "GET",
     f"{A}/cadres/{{cadre_id}}/presence",
     lambda w, s: {"url": f"{A}/cadres/{s.cadre}/presence", "params": {"week": "2026-W48"}},
 )

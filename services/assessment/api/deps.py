@@ -38,6 +38,8 @@ Inspection = Annotated[Access, allow(Role.org_admin, Role.auditor, Role.inspecto
 InspectionOrOwn = Annotated[Access, allow(Role.org_admin, Role.auditor, Role.inspector, own=True)]
 FindingsReader, FindingReader = Inspection, InspectionOrOwn
 Own = Annotated[Access, allow(scope=Scope.self, own=True)]
+# Sign-in review: inspectors, org_admin and auditors in their subtree; a cadre their own.
+SignInReader = Annotated[Access, allow(Role.org_admin, Role.auditor, Role.inspector, own=True)]
 # A finding's subject appeals: the cadre themself, or a user scoped to the unit it is on
 # (auditors write nothing).
 Appellant = Annotated[

@@ -1,20 +1,25 @@
 """Sign-in on post: one at a time, or a phone's offline queue as a batch."""
 
-from typing import Any
+import uuid
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 
-from services.assessment.api.deps import Own, Policy, Runtime, Session
+from services.assessment.api.deps import Own, Policy, Runtime, Session, SignInReader
 from services.assessment.schemas import (
     SignInBatch,
     SignInBatchResult,
     SignInCreate,
     SignInPublic,
+    SignInReview,
 )
-from services.assessment.service import signin_fast, signins
+from services.assessment.service import review, signin_fast, signins
+from shared.contracts.enums import SignInReason, SignInStatus
 from shared.errors import InvalidInput
+from shared.pagination import Page, Paging
 from shared.runtime import ClockDep
+from shared.types import Day
 
 router = APIRouter(tags=["sign-ins"])
 
@@ -71,6 +76,31 @@ async def sign_in_batch(
             else outcome.body
         )
     return {"results": results}
+
+
+@router.get("/sign-ins", response_model=Page[SignInReview])
+async def list_sign_ins(
+    session: Session,
+    who: SignInReader,
+    page: Paging,
+    cadre_id: uuid.UUID | None = None,
+    unit_id: uuid.UUID | None = None,
+    first: Annotated[Day | None, Query(alias="from")] = None,
+    last: Annotated[Day | None, Query(alias="to")] = None,
+    status: SignInStatus | None = None,
+    reason: SignInReason | None = None,
+) -> dict[str, Any]:
+    """Sign-ins to review, by device time: cadre, unit subtree, local dates, status, reason."""
+    return await review.listing(
+        session,
+        cadre_id=who.own_cadre(cadre_id),
+        unit_id=await who.narrow(session, unit_id),
+        first=first,
+        last=last,
+        status=status,
+        reason=reason,
+        page=page,
+    )
 
 
 def _rejected(n: int, key: Any, code: str, field: str, detail: str) -> dict[str, Any]:

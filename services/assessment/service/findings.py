@@ -12,6 +12,7 @@ from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment.schemas import FindingCreate
+from services.assessment.service import review
 from services.assessment.service.common import (
     FINDINGS,
     after_key,
@@ -42,7 +43,8 @@ DISMISSED = FindingStatus.dismissed.value
 
 def _event_fields(row: dict[str, Any]) -> dict[str, Any]:
     keys = ("subject_type", "subject_id", "kind", "severity", "status", "posted_by")
-    return {"finding_id": row["id"]} | {k: row[k] for k in (*keys, "observed_at")}
+    cited = {"sign_in_ids": row.get("sign_in_ids") or []}
+    return {"finding_id": row["id"]} | {k: row[k] for k in (*keys, "observed_at")} | cited
 
 
 def appeal_deadline(posted_at: datetime, policy: AssessmentSettings) -> datetime:
@@ -134,6 +136,9 @@ async def post(
         unit_id = body.subject_id
     # A township inspector posts findings inside its subtree only.
     await principal.ensure_unit(session, unit_id)
+    await review.check_cited(
+        session, body.sign_in_ids, subject_type=body.subject_type, subject_id=body.subject_id
+    )
     row = {
         "id": uuid.uuid4(),
         "subject_type": body.subject_type.value,
@@ -144,6 +149,7 @@ async def post(
         "observed_at": observed,
         "description": body.description,
         "evidence_urls": list(body.evidence_urls),
+        "sign_in_ids": [str(i) for i in body.sign_in_ids],
         "status": FindingStatus.posted.value,
         "posted_by": principal.user_id,
         "posted_at": now,
