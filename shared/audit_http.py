@@ -8,7 +8,8 @@ leaves a row. A write refused with 403 to an authenticated principal (the attemp
 authorization policy stops) leaves a `refused` row, written in a transaction of its own
 after the answer. Other refusals (401, 404, 409, 422) and failures changed nothing and
 leave no row; their request id is in the response and the access log. Request bodies are
-kept in the summary with secrets (`password`, `token`, `secret` keys) masked, cut at 4,000
+kept in the summary with secrets (`password`, `token`, `secret`, `id_card`, `bank_account`
+keys) masked, cut at 4,000
 characters; uploads only by name and size.
 
 Who reads the log: auditors, county-wide or scoped. Org admins are among the people the log
@@ -46,7 +47,8 @@ from shared.pagination import Page, Paging, make_page
 log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
-_SECRET_KEYS = re.compile(r"password|secret|token", re.IGNORECASE)
+# ID-card numbers and bank accounts are personal: never in an audit row (shared/fieldcrypt.py).
+_SECRET_KEYS = re.compile(r"password|secret|token|id_card|bank_account", re.IGNORECASE)
 MAX_BODY = 4000
 
 

@@ -29,6 +29,7 @@ from shared.contracts.registry import UserUpserted
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import install_error_handlers
 from shared.events import Envelope, catalogue
+from shared.fieldcrypt import FieldCipher
 from shared.http_headers import SecurityHeaders, add_service_openapi, docs_public
 from shared.inbox import ConsumerRunner, Handlers
 from shared.keys import KeyRing
@@ -64,6 +65,8 @@ class ServiceSpec:
     unit_closure: Table | None = None
     # The one service holding the private key (the registry): it signs tokens, serves JWKS.
     signs_tokens: bool = False
+    # Holds personal fields encrypted with FRONTLINE_FIELD_KEY (shared/fieldcrypt.py).
+    uses_field_key: bool = False
 
 
 class ServiceRuntime:
@@ -367,6 +370,9 @@ def build_app(
     app.state.runtimes = {}
     app.state.cursor_key = cursor_key(kernel)  # distributed mode without one refuses to start
     app.state.keys, app.state.token_versions = keys, token_versions
+    # Distributed without FRONTLINE_FIELD_KEY, a service holding personal fields refuses to start.
+    if any(s.uses_field_key for s in specs):
+        app.state.field_cipher = FieldCipher.from_settings(kernel)
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)
     app.add_middleware(RequestIdMiddleware)

@@ -59,6 +59,9 @@ class KernelSettings(BaseSettings):
     jwt_public_keys: str = ""  # further keys accepted (rotation): PEM blocks or a JWKS
     jwks_url: str = ""  # verifying services: the registry's /registry/.well-known/jwks.json
     jwks_min_refresh_seconds: float = 5.0
+    # Encrypts ID-card numbers and bank accounts at rest (shared/fieldcrypt.py): the same on
+    # the registry and incentives; embedded mode makes var/field.key when empty.
+    field_key: str = ""
     jwt_issuer: str = "frontline-registry"
     token_ttl_seconds: int = 8 * 3600
     # How often each process re-reads the token-version projection (replicas of a service

@@ -29,6 +29,7 @@ spec = ServiceSpec(
     handlers=handlers,
     on_start=on_start,
     unit_closure=models.unit_ancestors,
+    uses_field_key=True,
 )
 
 

@@ -38,6 +38,7 @@ spec = ServiceSpec(
     on_start=on_start,
     unit_closure=models.UnitTree.__table__,
     signs_tokens=True,
+    uses_field_key=True,
 )
 
 

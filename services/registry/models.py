@@ -94,6 +94,15 @@ class Cadre(Base, table=True):
     # Scoped users see the cadres whose unit is in their subtree.
     unit_id: uuid.UUID | None = Field(default=None, foreign_key="org_unit.id", index=True)
     active: bool = True
+    # The date the current position has been held since (village cadres; pay starts there).
+    position_since: date | None = None
+    # Personal fields: AES-GCM ciphertext (shared/fieldcrypt.py) and the masked form reads
+    # show; the plaintext is never stored.
+    id_card_no_enc: str | None = Field(default=None, max_length=200)
+    id_card_no_masked: str | None = Field(default=None, max_length=40)
+    bank_name: str | None = Field(default=None, max_length=100)
+    bank_account_enc: str | None = Field(default=None, max_length=200)
+    bank_account_masked: str | None = Field(default=None, max_length=40)
     version: int = _version()
     created_at: datetime = _ts()
     updated_at: datetime = _ts()

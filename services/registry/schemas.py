@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -14,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from services.registry.identity import BankAccount, BankName, IdCardNo
 from shared.contracts.enums import (
     CadreCategory,
     HonorLevel,
@@ -186,6 +188,11 @@ class CadreCreate(_In):
     category: CadreCategory
     position: Position | None = None
     unit_id: uuid.UUID | None = None
+    # Village cadres: held since (pay starts there); the registration date when absent.
+    position_since: Day | None = None
+    id_card_no: IdCardNo | None = None
+    bank_name: BankName | None = None
+    bank_account: BankAccount | None = None
 
 
 class CadreUpdate(_In):
@@ -195,6 +202,10 @@ class CadreUpdate(_In):
     position: Position | None = None
     unit_id: uuid.UUID | None = None
     effective_date: Day | None = None
+    position_since: Day | None = None
+    id_card_no: IdCardNo | None = None
+    bank_name: BankName | None = None
+    bank_account: BankAccount | None = None
 
 
 class CadreStatus(_In):
@@ -209,6 +220,15 @@ class CadrePublic(_Out):
     position: Position | None
     unit_id: uuid.UUID | None
     active: bool
+    position_since: date | None = None
+    # Masked (first 4, last 4): no read ever carries the number itself.
+    id_card_no: str | None = Field(
+        default=None, validation_alias=AliasChoices("id_card_no_masked", "id_card_no")
+    )
+    bank_name: str | None = None
+    bank_account: str | None = Field(
+        default=None, validation_alias=AliasChoices("bank_account_masked", "bank_account")
+    )
     created_at: Stamp
     updated_at: Stamp
 

@@ -71,6 +71,14 @@ class CadreUpserted(EventPayload):
     effective_date: date
     unit_id: UUID | None = None
     entity_version: int
+    # Village cadres: the date the current position has been held since (pay starts
+    # there); absent from older events, which then mean the first state's date.
+    position_since: date | None = None
+    # Bank details for the payment file. The ID-card number and the account travel only
+    # as AES-GCM ciphertext under FRONTLINE_FIELD_KEY (shared/fieldcrypt.py), never plain.
+    id_card_no_enc: str | None = None
+    bank_name: str | None = None
+    bank_account_enc: str | None = None
 
 
 @event_type("registry.posting.opened")

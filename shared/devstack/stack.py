@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from shared.devstack.postgres import _run_sync, create_database, drop_database, unique_db_name
+from shared.fieldcrypt import new_key as new_field_key
 from shared.keys import new_private_pem
 
 SERVICES = ("registry", "assessment", "incentives")
@@ -57,6 +58,8 @@ class Stack:
         self.replication_factor = replication_factor
         # The registry signs with this key; the others fetch its public half (JWKS).
         self.private_key = new_private_pem().decode()
+        # Registry and incentives share the key personal fields are encrypted with.
+        self.field_key = new_field_key()
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def create_databases(self) -> None:
@@ -84,6 +87,7 @@ class Stack:
                 "FRONTLINE_MODE": "distributed",
                 "FRONTLINE_TRANSPORT": "kafka",
                 "FRONTLINE_VAR_DIR": str(self.log_dir),
+                "FRONTLINE_FIELD_KEY": self.field_key,
                 "FRONTLINE_CURSOR_SECRET": f"stack-cursor-{self.run_id}-{os.urandom(8).hex()}",
                 "FRONTLINE_BOOTSTRAP_ADMIN_USERNAME": self.admin[0],
                 "FRONTLINE_BOOTSTRAP_ADMIN_PASSWORD": self.admin[1],

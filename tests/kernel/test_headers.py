@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from services.main import SERVICES, specs
+from shared.fieldcrypt import new_key as new_field_key
 from shared.keys import load_private, new_private_pem, public_pem
 from shared.runtime import build_app
 from shared.settings import KernelSettings, ServiceSettings
@@ -68,6 +69,7 @@ def distributed_app(tmp_path, **overrides):
         mode="distributed",
         jwt_public_keys=public_pem(load_private(new_private_pem())),
         cursor_secret="headers-test-cursor-secret",
+        field_key=new_field_key(),
         **overrides,
     )
     url = f"sqlite+aiosqlite:///{tmp_path / 'incentives.sqlite'}"

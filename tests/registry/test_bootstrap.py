@@ -8,6 +8,7 @@ from sqlalchemy import delete
 from services.registry.models import User
 from services.registry.service.users import bootstrap_admin
 from services.registry.settings import registry_settings
+from shared.fieldcrypt import new_key as new_field_key
 from shared.keys import new_private_pem
 from shared.settings import KernelSettings
 from tests.registry.factories import bus_events, get, login
@@ -19,6 +20,7 @@ def kernel_settings(tmp_path) -> KernelSettings:
         var_dir=tmp_path,
         mode="distributed",
         cursor_secret="bootstrap-test-cursor-secret",
+        field_key=new_field_key(),
         jwt_private_key=new_private_pem().decode(),
         relay_idle_seconds=0.05,
         run_scheduler=False,

@@ -32,6 +32,10 @@ async def test_create_announces_the_cadre(system):
             "effective_date": "2026-11-25",
             "unit_id": cadre["unit_id"],
             "entity_version": 1,
+            "position_since": "2026-11-25",
+            "id_card_no_enc": None,
+            "bank_name": None,
+            "bank_account_enc": None,
         }
     ]
 

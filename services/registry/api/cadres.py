@@ -1,8 +1,9 @@
 """Cadres and their honors."""
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from services.registry.access import Admin, StaffOrOwn
 from services.registry.api.deps import Session
@@ -18,17 +19,23 @@ from services.registry.schemas import (
 from services.registry.service import cadres as cadre_service
 from services.registry.service import honors as honor_service
 from shared.contracts.enums import CadreCategory, HonorLevel
+from shared.fieldcrypt import FieldCipher, field_cipher
 from shared.pagination import Page, Paging
 from shared.runtime import ClockDep
 from shared.types import Day
 
 router = APIRouter(tags=["registry: cadres"])
+Cipher = Annotated[FieldCipher, Depends(field_cipher)]
 
 
 @router.post("/cadres", response_model=CadrePublic, status_code=201)
-async def create_cadre(data: CadreCreate, session: Session, clock: ClockDep, principal: Admin):
+async def create_cadre(
+    data: CadreCreate, session: Session, clock: ClockDep, principal: Admin, cipher: Cipher
+):
     """Register a cadre (phone unique; a village cadre holds a position)."""
-    return await cadre_service.create_cadre(session, clock=clock, principal=principal, data=data)
+    return await cadre_service.create_cadre(
+        session, clock=clock, principal=principal, data=data, cipher=cipher
+    )
 
 
 @router.get("/cadres", response_model=Page[CadrePublic])
@@ -61,11 +68,16 @@ async def get_cadre(cadre_id: uuid.UUID, session: Session, principal: StaffOrOwn
 
 @router.patch("/cadres/{cadre_id}", response_model=CadrePublic)
 async def update_cadre(
-    cadre_id: uuid.UUID, data: CadreUpdate, session: Session, clock: ClockDep, principal: Admin
+    cadre_id: uuid.UUID,
+    data: CadreUpdate,
+    session: Session,
+    clock: ClockDep,
+    principal: Admin,
+    cipher: Cipher,
 ):
-    """Change a cadre's name, phone, category, position or unit (effective_date dates it)."""
+    """Change a cadre's name, phone, category, position, unit or bank details."""
     return await cadre_service.update_cadre(
-        session, clock=clock, principal=principal, cadre_id=cadre_id, data=data
+        session, clock=clock, principal=principal, cadre_id=cadre_id, data=data, cipher=cipher
     )
 
 

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, UploadFile
 
 from services.registry.access import Admin
+from services.registry.api.cadres import Cipher
 from services.registry.api.deps import Session, Settings
 from services.registry.schemas import ImportResult
 from services.registry.service import imports as import_service
@@ -54,13 +55,20 @@ async def import_cadres(
     settings: Settings,
     clock: ClockDep,
     principal: Admin,
+    cipher: Cipher,
     dry_run: bool = False,
 ):
-    """Cadres: name, phone, category, position, and for a posting unit_code, role,
-    start_date, end_date."""
+    """Cadres: name, phone, category, position, position_since, id_card_no, bank_name,
+    bank_account, and for a posting unit_code, role, start_date, end_date."""
     header, rows = await _table(file, settings)
     created = await import_service.import_cadres(
-        session, clock=clock, principal=principal, header=header, rows=rows, dry_run=dry_run
+        session,
+        clock=clock,
+        principal=principal,
+        header=header,
+        rows=rows,
+        dry_run=dry_run,
+        cipher=cipher,
     )
     return ImportResult(dry_run=dry_run, rows=created["cadres"], created=created)
 

@@ -13,6 +13,7 @@ from services.registry.access import (
     under,
     visible_clause,
 )
+from services.registry.identity import SECRET_FIELDS, bank_problem, sealed
 from services.registry.models import Cadre, OrgUnit, Posting
 from services.registry.schemas import CadreCreate, CadreUpdate
 from services.registry.service.common import (
@@ -25,10 +26,11 @@ from services.registry.service.common import (
     next_version,
 )
 from shared.auth import Principal
-from shared.clock import Clock
+from shared.clock import Clock, local_date
 from shared.contracts.enums import CadreCategory, Position
 from shared.contracts.registry import CadreUpserted
 from shared.errors import Conflict, InvalidInput
+from shared.fieldcrypt import FieldCipher
 from shared.pagination import PageParams
 
 
@@ -37,6 +39,12 @@ def position_problem(category: CadreCategory, position: Position | None) -> str 
     if category == CadreCategory.village_cadre and position is None:
         return "a village cadre needs a position"
     if category != CadreCategory.village_cadre and position is not None:
+        return "only a village cadre holds a position"
+    return None
+
+
+def position_since_problem(category: CadreCategory, since: date | None) -> str | None:
+    if since is not None and category != CadreCategory.village_cadre:
         return "only a village cadre holds a position"
     return None
 
@@ -51,8 +59,26 @@ def cadre_event(cadre: Cadre, effective: date) -> tuple[CadreUpserted, uuid.UUID
         effective_date=effective,
         unit_id=cadre.unit_id,
         entity_version=cadre.version,
+        position_since=cadre.position_since,
+        id_card_no_enc=cadre.id_card_no_enc,
+        bank_name=cadre.bank_name,
+        bank_account_enc=cadre.bank_account_enc,
     )
     return payload, cadre.id
+
+
+def _set_personal(cipher: FieldCipher, cadre: Cadre, data: CadreCreate | CadreUpdate) -> None:
+    """Seal the personal fields the body names (null clears one); both bank halves or none."""
+    given = data.model_fields_set
+    for name in SECRET_FIELDS:
+        if name in given:
+            for col, value in sealed(cipher, name, getattr(data, name)).items():
+                setattr(cadre, col, value)
+    if "bank_name" in given:
+        cadre.bank_name = data.bank_name
+    has_account = cadre.bank_account_enc is not None
+    if problem := bank_problem(cadre.bank_name, "x" if has_account else None):
+        raise InvalidInput(*problem)
 
 
 def phone_taken(phone: str) -> Conflict:
@@ -92,10 +118,17 @@ async def _home_unit(
 
 
 async def create_cadre(
-    session: AsyncSession, *, clock: Clock, principal: Principal, data: CadreCreate
+    session: AsyncSession,
+    *,
+    clock: Clock,
+    principal: Principal,
+    data: CadreCreate,
+    cipher: FieldCipher,
 ) -> Cadre:
     if problem := position_problem(data.category, data.position):
         raise InvalidInput("position", problem)
+    if problem := position_since_problem(data.category, data.position_since):
+        raise InvalidInput("position_since", problem)
     unit_id = await _home_unit(session, principal, data.unit_id)
     await _ensure_phone_free(session, data.phone)
     now = clock.now()
@@ -104,10 +137,12 @@ async def create_cadre(
         phone=data.phone,
         category=data.category,
         position=data.position,
+        position_since=(data.position_since or clock.today()) if data.position else None,
         unit_id=unit_id,
         created_at=now,
         updated_at=now,
     )
+    _set_personal(cipher, cadre, data)
     session.add(cadre)
     await flush_unique(session, phone_taken(data.phone))
     await emit(session, clock, cadre_event(cadre, clock.today()))
@@ -121,8 +156,14 @@ async def update_cadre(
     principal: Principal,
     cadre_id: uuid.UUID,
     data: CadreUpdate,
+    cipher: FieldCipher,
 ) -> Cadre:
-    """Change name, phone, category, position or home unit; the event carries the date."""
+    """Change name, phone, category, position, home unit, position_since or the personal
+    fields; the event carries the date.
+
+    A new position is held since `position_since`, else `effective_date`, else today;
+    `position_since` alone re-dates the position held (null: back to the registration date).
+    """
     cadre = await managed_cadre(session, principal, cadre_id)
     given = data.model_fields_set
     category = data.category or CadreCategory(cadre.category)
@@ -134,6 +175,15 @@ async def update_cadre(
         position = Position(cadre.position) if cadre.position else None
     if problem := position_problem(category, position):
         raise InvalidInput("position", problem)
+    if problem := position_since_problem(category, data.position_since):
+        raise InvalidInput("position_since", problem)
+    if position is None:
+        cadre.position_since = None
+    elif position != cadre.position or category != cadre.category:
+        cadre.position_since = data.position_since or data.effective_date or clock.today()
+    elif "position_since" in given:
+        cadre.position_since = data.position_since or local_date(cadre.created_at)
+    _set_personal(cipher, cadre, data)
     if data.phone and data.phone != cadre.phone:
         await _ensure_phone_free(session, data.phone)
         cadre.phone = data.phone

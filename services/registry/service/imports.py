@@ -8,6 +8,7 @@ multi-row inserts and its events in the same transaction.
 
 import asyncio
 import csv
+import functools
 import io
 import multiprocessing
 import uuid
@@ -17,16 +18,24 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from openpyxl import load_workbook
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.registry.identity import (
+    SECRET_FIELDS,
+    BankAccount,
+    BankName,
+    IdCardNo,
+    bank_problem,
+    sealed,
+)
 from services.registry.models import Cadre, OrgUnit, Posting, UnitChange, UnitTree
 from services.registry.schemas import Code, Name, Phone, Title
-from services.registry.service.cadres import cadre_event, position_problem
+from services.registry.service.cadres import cadre_event, position_problem, position_since_problem
 from services.registry.service.common import emit
 from services.registry.service.postings import opened_event, role_problem
 from services.registry.service.units import PARENT_KIND, ancestors_of, check_shape, unit_event
@@ -34,6 +43,7 @@ from shared.auth import Principal
 from shared.clock import Clock
 from shared.contracts.enums import CadreCategory, Position, PostingRole, UnitKind
 from shared.errors import DomainError, InvalidInput
+from shared.fieldcrypt import FieldCipher
 from shared.types import Day
 
 CHUNK = 1000
@@ -226,9 +236,17 @@ def _xlsx_rows(content: bytes, limits: Limits) -> Iterable[list[str]]:
 
 
 def _records(
-    header: list[str], rows: list[list[str]], model: type[BaseModel], problems: Problems
+    header: list[str],
+    rows: list[list[str]],
+    model: type[BaseModel],
+    problems: Problems,
+    partial: bool = False,
 ) -> list[tuple[int, BaseModel]]:
     """Validate each non-blank row against `model`; (row number, record) for the good ones.
+
+    With `partial`, a row with bad fields comes back too, those fields unset and named in
+    its `bad`, so the checks against the database and across fields still run on the rest
+    and the report names every bad field of the row (the file is refused either way).
 
     CPU work over up to import_max_rows rows: callers run it in a worker thread.
     """
@@ -250,9 +268,13 @@ def _records(
         try:
             out.append((number, model.model_validate(values)))
         except ValidationError as exc:
+            bad = set()
             for err in exc.errors():
                 field = ".".join(str(p) for p in err["loc"]) or "row"
+                bad.add(str(err["loc"][0]) if err["loc"] else "row")
                 problems.add(number, field, err["msg"])
+            if partial:
+                out.append((number, _partial(model, values, bad)))
     if not out and not problems.total:
         problems.add(2, "row", "no rows to import")
     return out
@@ -260,6 +282,38 @@ def _records(
 
 class _Row(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    _bad: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @property
+    def bad(self) -> frozenset[str]:
+        """Fields of the row that failed (a partial record, see `_records`)."""
+        return self._bad
+
+
+@functools.cache
+def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter:
+    info = model.model_fields[name]
+    if not info.metadata:
+        return TypeAdapter(info.annotation)
+    return TypeAdapter(Annotated[info.annotation, *info.metadata])
+
+
+def _partial(model: type[BaseModel], values: dict[str, str], bad: set[str]) -> BaseModel:
+    """The row's good fields validated one by one; bad and missing ones left as None."""
+    good: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name in bad:
+            continue
+        if name in values:
+            try:
+                good[name] = _field_adapter(model, name).validate_python(values[name])
+            except ValidationError:
+                bad.add(name)
+        elif not info.is_required():
+            good[name] = info.get_default(call_default_factory=True)
+    record = model.model_construct(**{n: None for n in model.model_fields} | good)
+    record._bad = frozenset(bad)  # type: ignore[attr-defined]
+    return record
 
 
 class UnitRow(_Row):
@@ -282,6 +336,10 @@ class CadreRow(_Row):
     role: PostingRole | None = None
     start_date: Day | None = None
     end_date: Day | None = None
+    position_since: Day | None = None
+    id_card_no: IdCardNo | None = None
+    bank_name: BankName | None = None
+    bank_account: BankAccount | None = None
 
 
 async def _existing(session: AsyncSession, column, values: list[str], *cols) -> dict[str, Any]:
@@ -448,28 +506,38 @@ async def import_cadres(
     header: list[str],
     rows: list[list[str]],
     dry_run: bool,
+    cipher: FieldCipher,
 ) -> dict[str, int]:
     """New cadres, each with a posting when the row names a role."""
     problems = Problems()
     records: list[tuple[int, CadreRow]] = await asyncio.to_thread(
-        _records, header, rows, CadreRow, problems
+        _records, header, rows, CadreRow, problems, True
     )  # type: ignore[assignment]
     phones: dict[str, int] = {}
     for number, r in records:
-        if r.phone in phones:
+        # Each check runs unless a field it reads was itself bad (already reported).
+        if r.phone is None:
+            pass
+        elif r.phone in phones:
             problems.add(number, "phone", f"phone repeats row {phones[r.phone]}")
         else:
             phones[r.phone] = number
-        if problem := position_problem(r.category, r.position):
-            problems.add(number, "position", problem)
+        if not r.bad & {"category", "position"}:
+            if problem := position_problem(r.category, r.position):
+                problems.add(number, "position", problem)
+            if problem := position_since_problem(r.category, r.position_since):
+                problems.add(number, "position_since", problem)
         if r.role is not None:
             for field in ("unit_code", "start_date"):
-                if getattr(r, field) is None:
+                if getattr(r, field) is None and field not in r.bad:
                     problems.add(number, field, "a posting needs a unit and a start date")
         if r.start_date and r.end_date and r.end_date < r.start_date:
             problems.add(number, "end_date", "must not be before the start date")
-        if r.end_date and not r.start_date:
+        if r.end_date and not r.start_date and "start_date" not in r.bad:
             problems.add(number, "start_date", "an end date needs a start date")
+        if not r.bad & {"bank_name", "bank_account"}:
+            if problem := bank_problem(r.bank_name, r.bank_account):
+                problems.add(number, *problem)
     taken = await _existing(session, Cadre.phone, list(phones))
     units = await _existing(
         session,
@@ -480,7 +548,7 @@ async def import_cadres(
     )
     outside = await _out_of_scope(session, principal, {u.id for u in units.values()})
     for number, r in records:
-        if r.phone in taken:
+        if r.phone is not None and r.phone in taken:
             problems.add(number, "phone", f"phone {r.phone} is already registered")
         if r.unit_code is None:
             continue  # no posting: the cadre lands in the admin's own unit, if any
@@ -501,16 +569,21 @@ async def import_cadres(
     cadres, postings, events = [], [], []
     for _, r in records:
         unit_id = units[r.unit_code].id if r.unit_code else principal.unit_id
+        personal = {"bank_name": r.bank_name}
+        for name in SECRET_FIELDS:
+            personal |= sealed(cipher, name, getattr(r, name))
         cadre = Cadre(
             id=uuid.uuid4(),
             name=r.name,
             phone=r.phone,
             category=r.category,
             position=r.position,
+            position_since=(r.position_since or today) if r.position else None,
             unit_id=unit_id,
             active=True,
             created_at=now,
             updated_at=now,
+            **personal,
         )
         cadres.append(cadre.model_dump())
         events.append(cadre_event(cadre, today))
