@@ -3,7 +3,7 @@
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.incentives.models import UnitAncestor
 from services.incentives.policies import PolicyKind
@@ -23,11 +23,15 @@ from services.incentives.service import batches as batch_service
 from services.incentives.service import eligibility as eligibility_service
 from services.incentives.service import exports
 from services.incentives.service import lines as line_service
+from services.incentives.service import payments as payment_service
 from services.incentives.service import policy as policy_service
 from services.incentives.service import promotion as promotion_service
+from shared import audit
+from shared.audit_http import record_request
 from shared.authz import EVERYONE, Access, Authz, Scope
 from shared.clock import parse_month
 from shared.contracts.enums import Role
+from shared.fieldcrypt import FieldCipher, field_cipher
 from shared.pagination import Page, Paging
 from shared.runtime import ClockDep, SessionDep
 from shared.types import Day
@@ -255,6 +259,32 @@ async def export_batch(
             exports.to_csv(body, rows), media_type="text/csv; charset=utf-8", headers=disposition
         )
     return Response(exports.to_xlsx(body, rows), media_type=exports.XLSX, headers=disposition)
+
+
+@router.get(
+    "/stipend-batches/{batch_id}/payment-file",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def payment_file(
+    request: Request,
+    session: Session,
+    who: CountyFinance,
+    clock: ClockDep,
+    cipher: Annotated[FieldCipher, Depends(field_cipher)],
+    batch_id: UUID,
+):
+    """The bank payment file of a locked or paid batch (county-wide finance; audited)."""
+    facts, body = await payment_service.payment_file(session, batch_id=batch_id, cipher=cipher)
+    # A read that hands out account numbers is recorded like a write: who, which batch.
+    audit.note(session, targets=[batch_id], **facts)
+    await record_request(session, request, clock.now())
+    name = f"payment-{facts['month']}.csv"
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @router.get("/promotion-candidates", response_model=Page[PromotionCandidate])

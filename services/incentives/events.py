@@ -124,8 +124,23 @@ async def on_cadre(session: AsyncSession, p: CadreUpserted, env: Envelope) -> No
     if dated:
         key = {"cadre_id": p.cadre_id, "effective_date": p.effective_date}
         await _put(session, cadre_states, ["cadre_id", "effective_date"], key | state | _src(env))
+    since = p.effective_date
     if newest:
-        row = {"cadre_id": p.cadre_id, "name": p.name, "unit_id": p.unit_id}
+        held = await session.scalar(
+            select(cadres.c.position_since).where(cadres.c.cadre_id == p.cadre_id)
+        )
+        # Moving position_since either way changes pay from the earlier of the two dates.
+        since = min(d for d in (since, held, p.position_since) if d is not None)
+        row = {
+            "cadre_id": p.cadre_id,
+            "name": p.name,
+            "unit_id": p.unit_id,
+            "position_since": p.position_since,
+            "held_position": p.position,
+            "id_card_no_enc": p.id_card_no_enc,
+            "bank_name": p.bank_name,
+            "bank_account_enc": p.bank_account_enc,
+        }
         placeholder = {"effective_date": p.effective_date} | state | _src(env)
         await _put(session, cadres, ["cadre_id"], row | placeholder)
     top = (
@@ -148,7 +163,6 @@ async def on_cadre(session: AsyncSession, p: CadreUpserted, env: Envelope) -> No
             event_type=top.event_type,
         )
     )
-    since = p.effective_date
     if newest and home_before != p.unit_id:
         # reasons name the home unit in every month: recompute them all
         first = await session.execute(

@@ -57,6 +57,14 @@ class Cadre(_Sourced, table=True):
     effective_date: date
     # Where the cadre belongs when no posting says (village cadres): their lines file there.
     unit_id: uuid.UUID | None = None
+    # The current position is held since (pay by position starts there; None: the first
+    # state's date). The bank details for the payment file: ID card and account stay the
+    # registry's ciphertext (shared/fieldcrypt.py), opened only while writing the file.
+    position_since: date | None = None
+    held_position: str | None = Field(default=None, max_length=40)  # the newest version's
+    id_card_no_enc: str | None = Field(default=None, max_length=200)
+    bank_name: str | None = Field(default=None, max_length=100)
+    bank_account_enc: str | None = Field(default=None, max_length=200)
 
 
 class CadreState(_Sourced, table=True):

@@ -6,7 +6,7 @@ version priced it.
 """
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from uuid import UUID
@@ -108,6 +108,9 @@ class CadreFacts:
     # Names for reasons: the units the cadre's postings and home unit point at.
     home_unit: UUID | None = None
     unit_names: dict[UUID, str] = field(default_factory=dict)
+    # The newest registry version's position and the date it has been held since.
+    position_since: date | None = None
+    held_position: str | None = None
 
     def unit_label(self, unit_id: UUID | None) -> str:
         """'Name (unit <id>)', or just the id while the unit's name is not known yet."""
@@ -259,6 +262,43 @@ def state_runs(states: list[StateFact], first: date, last: date) -> list[tuple[S
     return runs
 
 
+def position_states(
+    states: list[StateFact], since: date | None, held: str | None
+) -> list[StateFact]:
+    """The states with position `held` in force from `since` on (issue 13, finding 4).
+
+    `since` and `held` are the newest registry version's word: the cadre has held that
+    position since that date, and still does. So from `since` every state holds it (a
+    state dated later by an older version keeps only its active flag), and a run of it
+    just before `since` is not yet that tenure (no position). Earlier states stay as they
+    were. Without `since` the states are as recorded (events older than the field).
+    """
+    if since is None or held is None or not states:
+        return states
+    ordered = sorted(states, key=lambda s: s.effective_date)
+    before = [s for s in ordered if s.effective_date < since]
+    cut = len(before)
+    while cut and before[cut - 1].position == held:
+        cut -= 1
+    out = before[:cut] + [replace(s, position=None) for s in before[cut:]]
+    anchor = before[-1] if before else ordered[0]
+    at = [s for s in ordered if s.effective_date == since]
+    anchor = at[-1] if at else anchor
+    out.append(replace(anchor, effective_date=since, category="village_cadre", position=held))
+    out += [
+        replace(s, category="village_cadre", position=held)
+        for s in ordered
+        if s.effective_date > since
+    ]
+    # One item per stretch of one state, not one per version that repeated it.
+    merged = out[:1]
+    for s in out[1:]:
+        prev = merged[-1]
+        if (s.category, s.position, s.active) != (prev.category, prev.position, prev.active):
+            merged.append(s)
+    return merged
+
+
 def _streak(honors: list[HonorFact], min_level: str, years: int, last_year: int):
     """The earliest run of `years` consecutive years with an honor at min_level or above."""
     by_year: dict[int, HonorFact] = {}
@@ -339,7 +379,8 @@ def compute(facts: CadreFacts, first: date, book: PolicyBook, carry: Carry | Non
                 )
             )
 
-    runs = state_runs(facts.states, first, last)
+    states = position_states(facts.states, facts.position_since, facts.held_position)
+    runs = state_runs(states, first, last)
     pay = book.for_month(PolicyKind.village_cadre_pay, first)
     home = f" of {facts.unit_label(facts.home_unit)}" if facts.home_unit else ""
     if pay:

@@ -586,6 +586,11 @@ simple(
 )
 
 
+@case("GET", f"{INC}/stipend-batches/{{batch_id}}/payment-file")
+async def _(w, s):
+    return {"url": f"{INC}/stipend-batches/{await w.batch(lock=True)}/payment-file"}
+
+
 @case("POST", f"{INC}/stipend-batches/{{batch_id}}/lock")
 async def _(w, s):
     return {"url": f"{INC}/stipend-batches/{await w.batch()}/lock"}

@@ -90,6 +90,11 @@ async def load_facts(
             PostingFact(r.posting_id, r.unit_id, r.role, r.start_date, r.end_date, _src(r))
         )
 
+    q = select(cadres.c.cadre_id, cadres.c.position_since, cadres.c.held_position)
+    for r in (await session.execute(q.where(cadres.c.cadre_id.in_(ids)))).all():
+        out[r.cadre_id].position_since = r.position_since
+        out[r.cadre_id].held_position = r.held_position
+
     q = select(cadre_states).where(cadre_states.c.cadre_id.in_(ids))
     if last:
         q = q.where(cadre_states.c.effective_date <= last)

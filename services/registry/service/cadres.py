@@ -161,8 +161,9 @@ async def update_cadre(
     """Change name, phone, category, position, home unit, position_since or the personal
     fields; the event carries the date.
 
-    A new position is held since `position_since`, else `effective_date`, else today;
-    `position_since` alone re-dates the position held (null: back to the registration date).
+    A position is held since `position_since` when given (null: the registration date),
+    else a new one (or one named with an `effective_date`) since `effective_date`, else
+    today.
     """
     cadre = await managed_cadre(session, principal, cadre_id)
     given = data.model_fields_set
@@ -179,10 +180,14 @@ async def update_cadre(
         raise InvalidInput("position_since", problem)
     if position is None:
         cadre.position_since = None
-    elif position != cadre.position or category != cadre.category:
-        cadre.position_since = data.position_since or data.effective_date or clock.today()
     elif "position_since" in given:
         cadre.position_since = data.position_since or local_date(cadre.created_at)
+    elif position != cadre.position or category != cadre.category:
+        cadre.position_since = data.effective_date or clock.today()
+    elif "position" in given and data.effective_date:
+        # {position, effective_date} with the position held: the way to back-date it before
+        # position_since existed, kept working.
+        cadre.position_since = data.effective_date
     _set_personal(cipher, cadre, data)
     if data.phone and data.phone != cadre.phone:
         await _ensure_phone_free(session, data.phone)
