@@ -1,7 +1,7 @@
 """cadre identity and bank fields
 
 Revision ID: 78a6daa40d86
-Revises: 30cfdcdf9e27
+Revises: f1354db30a45
 Create Date: 2026-12-03 12:14:05.035629
 
 """
@@ -14,7 +14,7 @@ import sqlmodel  # noqa: F401  (column types of SQLModel tables)
 
 # revision identifiers, used by Alembic.
 revision: str = '78a6daa40d86'
-down_revision: Union[str, Sequence[str], None] = '30cfdcdf9e27'
+down_revision: Union[str, Sequence[str], None] = 'f1354db30a45'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
