@@ -1,7 +1,7 @@
 """cadre position since and bank details
 
 Revision ID: 8bea74e9f247
-Revises: 7c1d2e3f4a5b
+Revises: 5f0e4c1b2a93
 Create Date: 2026-12-03 12:21:17.245028
 
 """
@@ -14,7 +14,7 @@ import sqlmodel  # noqa: F401  (column types of SQLModel tables)
 
 # revision identifiers, used by Alembic.
 revision: str = '8bea74e9f247'
-down_revision: Union[str, Sequence[str], None] = '7c1d2e3f4a5b'
+down_revision: Union[str, Sequence[str], None] = '5f0e4c1b2a93'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
