@@ -62,7 +62,7 @@ def _formula_like(value: object) -> bool:
     return isinstance(value, str) and value.startswith(FORMULA_START) and not _NUMBER.match(value)
 
 
-def _csv_safe(row: list) -> list:
+def csv_safe(row: list) -> list:
     return ["'" + v if _formula_like(v) else v for v in row]
 
 
@@ -105,14 +105,14 @@ def to_csv(batch: dict, rows: list) -> bytes:
     """Sections separated by a blank row; UTF-8 with a BOM so spreadsheets read the names."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerows(_csv_safe(row) for row in _header(batch))
+    w.writerows(csv_safe(row) for row in _header(batch))
     w.writerow([])
     w.writerow(COLUMNS)
     for r in rows:
         line = line_wire(r)
-        w.writerow(_csv_safe(["" if line[c] is None else line[c] for c in COLUMNS]))
+        w.writerow(csv_safe(["" if line[c] is None else line[c] for c in COLUMNS]))
     w.writerow([])
-    w.writerows(_csv_safe(row) for row in _totals(batch))
+    w.writerows(csv_safe(row) for row in _totals(batch))
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 

@@ -15,7 +15,6 @@ here only, while writing; text a spreadsheet would take for a formula is written
 import csv
 import io
 import logging
-import re
 from decimal import Decimal
 from uuid import UUID
 
@@ -23,7 +22,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.incentives.models import cadres, lines
+from services.incentives.rules import fmt
 from services.incentives.service.batches import get_row
+from services.incentives.service.exports import csv_safe
 from shared.errors import Conflict
 from shared.fieldcrypt import FieldCipher, FieldCryptError
 
@@ -39,21 +40,6 @@ PAYMENT_COLUMNS = [
     "line_id",
 ]
 MISSING_COLUMNS = ["cadre_name", "cadre_id", "amount", "month", "line_id", "missing"]
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
-
-
-def _safe(row: list) -> list:
-    return [
-        "'" + v
-        if isinstance(v, str) and v.startswith(_FORMULA_START) and not _NUMBER.match(v)
-        else v
-        for v in row
-    ]
-
-
-def _money(amount: Decimal) -> str:
-    return str(Decimal(amount).quantize(Decimal("0.01")))
 
 
 async def payment_file(
@@ -86,7 +72,7 @@ async def payment_file(
     ).all()
     paid, missing = [], []
     for r in rows:
-        amount = _money(r.net)
+        amount = fmt(r.net)
         gaps = [
             name
             for name, value in (
@@ -129,11 +115,11 @@ async def payment_file(
         *missing,
         [],
         ["payments_count", str(len(paid))],
-        ["payments_total", _money(sum((Decimal(p[4]) for p in paid), Decimal(0)))],
+        ["payments_total", fmt(sum((Decimal(p[4]) for p in paid), Decimal(0)))],
         ["missing_count", str(len(missing))],
-        ["missing_total", _money(sum((Decimal(m[2]) for m in missing), Decimal(0)))],
+        ["missing_total", fmt(sum((Decimal(m[2]) for m in missing), Decimal(0)))],
     ):
-        w.writerow(_safe(row))
+        w.writerow(csv_safe(row))
     facts = {
         "batch_id": str(batch.id),
         "month": batch.month,
