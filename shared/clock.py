@@ -44,6 +44,11 @@ def local_datetime(moment: datetime) -> datetime:
     return moment.astimezone(LOCAL_TZ)
 
 
+def local_midnight(day: date) -> datetime:
+    """The moment a local day begins (00:00 Asia/Shanghai)."""
+    return datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ)
+
+
 def parse_week(value: str, field: str = "week") -> date:
     """'2026-W48' -> the Monday of that ISO week; 422 naming the field when it is no week."""
     match = _WEEK.match(value or "")

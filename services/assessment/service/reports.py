@@ -36,7 +36,14 @@ from services.assessment.service.common import (
 )
 from services.assessment.service.names import cadre_names, unit_names
 from services.assessment.settings import AssessmentSettings
-from shared.clock import LOCAL_TZ, format_week, month_end, parse_month, parse_week, week_end_moment
+from shared.clock import (
+    format_week,
+    local_midnight,
+    month_end,
+    parse_month,
+    parse_week,
+    week_end_moment,
+)
 from shared.contracts.assessment import MonthlyScorePublished, ReportPublished
 from shared.contracts.enums import EntryReason, EntryStatus, FindingStatus
 from shared.db import upsert
@@ -87,10 +94,6 @@ def ten_day_period(period: str) -> tuple[date, date]:
     return start, month_end(first) if part == 3 else start + timedelta(days=9)
 
 
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ)
-
-
 def period_span(kind: str, period: str) -> tuple[date, date, datetime]:
     """(first day, last day, the moment it has ended).
 
@@ -102,12 +105,12 @@ def period_span(kind: str, period: str) -> tuple[date, date, datetime]:
         return monday, monday + timedelta(days=6), week_end_moment(monday)
     if kind == "ten_day_summary":
         first, last = ten_day_period(period)
-        return first, last, _midnight(last + timedelta(days=1))
+        return first, last, local_midnight(last + timedelta(days=1))
     first = parse_month(period, field="period")
     last = month_end(first)
     last_sunday = last - timedelta(days=(last.weekday() + 1) % 7)
     ends = max(
-        _midnight(last + timedelta(days=1)), week_end_moment(last_sunday - timedelta(days=6))
+        local_midnight(last + timedelta(days=1)), week_end_moment(last_sunday - timedelta(days=6))
     )
     return first, last, ends
 

@@ -9,7 +9,7 @@ negative list. Dates are local (Asia/Shanghai); the list runs by device time, th
 """
 
 import uuid
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, literal, or_, select, tuple_
@@ -24,16 +24,12 @@ from services.assessment.service.common import (
     covers,
     subtree,
 )
-from shared.clock import LOCAL_TZ
+from shared.clock import local_midnight
 from shared.contracts.enums import SignInReason, SignInStatus, SubjectType
 from shared.errors import InvalidInput
 from shared.pagination import PageParams, make_page
 
 MAX_CITED = 20  # sign-ins one finding may cite
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=LOCAL_TZ)
 
 
 def filed_in(root: uuid.UUID) -> Any:
@@ -77,11 +73,11 @@ async def listing(
     # the stored local date for ix_sign_ins_local when nothing narrower is asked.
     if first is not None:
         stmt = stmt.where(
-            SIGN_INS.c.device_time >= _midnight(first), SIGN_INS.c.local_date >= first
+            SIGN_INS.c.device_time >= local_midnight(first), SIGN_INS.c.local_date >= first
         )
     if last is not None:
         stmt = stmt.where(
-            SIGN_INS.c.device_time < _midnight(last + timedelta(days=1)),
+            SIGN_INS.c.device_time < local_midnight(last + timedelta(days=1)),
             SIGN_INS.c.local_date <= last,
         )
     if status is not None:
