@@ -1,12 +1,17 @@
-"""Where a sign-in's time goes: py-spy on `frontline run` (PostgreSQL) under wrk load,
-or under the offline batch (500 items, 4 in flight) with `batch`.
+"""Where a sign-in's time goes: py-spy on `frontline run` under wrk load, or under the
+offline batch (500 items, 4 in flight) with `batch`; on PostgreSQL, or on SQLite (the
+`make run` default) with `sqlite`.
 
-Prints the functions with the most samples on the server's threads (own and total).
+Prints the functions with the most samples on the server's threads (own and total);
+`PROFILE_RAW=path` keeps the raw py-spy output (for a flame graph).
 
-  .venv/bin/python bench/profile_signin.py [SECONDS] [batch]
+  .venv/bin/python bench/profile_signin.py [SECONDS] [batch] [sqlite]
 """
 
 import collections
+import contextlib
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,10 +42,13 @@ def summarise(raw: Path, top: int = 25) -> None:
         print(f"{100 * n / samples:5.1f}%  {f}")
 
 
-def main(seconds: int, mode: str) -> None:
+def main(seconds: int, mode: str, backend: str) -> None:
     spy = str(ROOT / ".venv" / "bin" / "py-spy")
+    lite = backend == "sqlite"
     with (
-        databases("registry", "assessment", "incentives") as dsns,
+        contextlib.nullcontext(None)
+        if lite
+        else databases("registry", "assessment", "incentives") as dsns,
         tempfile.TemporaryDirectory() as tmp_name,
     ):
         tmp = Path(tmp_name)
@@ -77,7 +85,11 @@ def main(seconds: int, mode: str) -> None:
             spy_proc.wait()
             print(result)
             summarise(raw)
+            if keep := os.environ.get("PROFILE_RAW"):
+                shutil.copy(raw, keep)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 15, sys.argv[2] if len(sys.argv) > 2 else "")
+    args = sys.argv[1:]
+    seconds = int(args.pop(0)) if args and args[0].isdigit() else 15
+    main(seconds, "batch" if "batch" in args else "", "sqlite" if "sqlite" in args else "pg")

@@ -222,7 +222,10 @@ def _pg_cast(name: str, placeholder: str) -> str:
     return f"CAST({placeholder} AS {_PG_TYPES.get(name, 'TEXT')})"
 
 
-_SQLITE_INSERT = text(_insert_sql(lambda c: f":{c}", postgres=False))
+#: For raw sqlite3 callers (the sign-in hot path on SQLite): SQLITE_INSERT_SQL with the
+#: named values of sqlite_args(); SQLite serialises writers, so no lock comes first.
+SQLITE_INSERT_SQL = _insert_sql(lambda c: f":{c}", postgres=False)
+_SQLITE_INSERT = text(SQLITE_INSERT_SQL)
 _ORDER = ["content", *_COLUMNS]
 #: For raw asyncpg callers: run LOCK_SQL (arg LOCK_KEY), then INSERT_SQL (args asyncpg_args()).
 LOCK_SQL = "SELECT pg_advisory_xact_lock($1)"
@@ -287,6 +290,10 @@ async def append_asyncpg(conn: Any, entry: Entry) -> None:
     """The same append from a raw asyncpg connection inside its transaction."""
     await conn.execute(LOCK_SQL, LOCK_KEY)
     await conn.execute(INSERT_SQL, *asyncpg_args(entry))
+
+
+def sqlite_args(entry: Entry) -> dict[str, Any]:
+    return _sqlite_values(entry.values())
 
 
 def _sqlite_values(values: dict[str, Any]) -> dict[str, Any]:

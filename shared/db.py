@@ -57,6 +57,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
     cur.close()
 
 
+def prepare_sqlite(dbapi_conn: Any) -> None:
+    """What every SQLite connection gets, also a raw sqlite3 one (the sign-in hot path)."""
+    _sqlite_pragmas(dbapi_conn, None)
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":

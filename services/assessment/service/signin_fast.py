@@ -16,8 +16,8 @@ Postings and fences are read in statement 1, not from a cache: they cost a few i
 lookups on the round trip that is made anyway, and a verdict is never judged against a
 stale posting, whichever replica answers. Whatever this path does not cover (a counted
 sign-in for a week that has ended, which may need the week re-judged) goes through the
-general path in `signins.record`, as does SQLite. The flags come from the same
-`signins.judge`.
+general path in `signins.record`; on SQLite, signin_lite.py does the same in one short
+transaction. The flags come from the same `signins.judge`.
 """
 
 import uuid
@@ -31,6 +31,7 @@ from fastapi import Request
 from sqlalchemy.engine import make_url
 
 from services.assessment.schemas import SignInCreate
+from services.assessment.service import signin_lite
 from services.assessment.service.common import PRODUCER, as_utc
 from services.assessment.service.signins import (
     Outcome,
@@ -226,7 +227,8 @@ async def sign_in(
     now: datetime,
     policy: AssessmentSettings,
 ) -> Outcome:
-    """One sign-in: this path on PostgreSQL, the general one otherwise or when needed."""
+    """One sign-in: this path on PostgreSQL, signin_lite's on a SQLite file, the general
+    one otherwise or when needed."""
     pool = getattr(runtime, "signin_pool", None)
     if pool is not None:
         try:
@@ -234,6 +236,13 @@ async def sign_in(
         except (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError):
             # A connection the server dropped (restart, failover); the key makes a retry safe.
             outcome = await record_one(pool, request, item, now=now, policy=policy)
+        if outcome is not None:
+            if outcome.kind == "created":
+                runtime.relay.wake()
+            return outcome
+    lite = getattr(runtime, "signin_lite", None)
+    if lite is not None:  # SQLite: its own short transaction (signin_lite.py)
+        outcome = await signin_lite.record_one(lite, request, item, now=now, policy=policy)
         if outcome is not None:
             if outcome.kind == "created":
                 runtime.relay.wake()
@@ -252,3 +261,6 @@ async def open_for(runtime: Any) -> None:
     runtime.signin_pool = pool = await open_pool(runtime.url)
     if pool is not None:
         runtime.closers.append(pool.close)
+    runtime.signin_lite = lite = signin_lite.open_writer(runtime.url, runtime.engine)
+    if lite is not None:
+        runtime.closers.append(lite.close)
