@@ -237,6 +237,8 @@ def route_table(app: FastAPI) -> list[RouteEntry]:
     """Every route the app serves, with the rules its dependency tree declares."""
     table = []
     for ctx in iter_route_contexts(app.routes):
+        if hasattr(ctx.original_route, "lane_of"):
+            continue  # a lane (shared/lanes.py) runs its twin's one Guard; the twin is listed
         api = isinstance(ctx.original_route, APIRoute)
         dependant = ctx.dependant if api else None
         rules = tuple(g.rule for g in guards_of(dependant)) if dependant is not None else ()

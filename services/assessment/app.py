@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 import shared.contracts  # noqa: F401  (registers every event type)
 from services.assessment import models
-from services.assessment.api import router
+from services.assessment.api import router, signins
 from services.assessment.events import handlers
 from services.assessment.service import signin_fast
 from services.assessment.service.scheduler import scheduler
@@ -30,6 +30,7 @@ spec = ServiceSpec(
     on_start=adopt_policy,
     background=[scheduler],
     unit_closure=models.UnitPath.__table__,
+    lanes=signins.LANES,
 )
 
 

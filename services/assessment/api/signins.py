@@ -15,13 +15,33 @@ from services.assessment.schemas import (
     SignInReview,
 )
 from services.assessment.service import review, signin_fast, signins
+from services.assessment.settings import policy_of
+from shared.authz import Access
 from shared.contracts.enums import SignInReason, SignInStatus
 from shared.errors import InvalidInput
+from shared.lanes import Lane
 from shared.pagination import Page, Paging
 from shared.runtime import ClockDep
 from shared.types import Day
 
 router = APIRouter(tags=["sign-ins"])
+
+
+async def sign_in_lane(request: Request, access: Access, body: SignInCreate) -> Response:
+    """`sign_in` below, served as a lane (shared/lanes.py): the same checks and answer."""
+    runtime = request.app.state.runtimes["assessment"]
+    access.ensure_cadre(body.cadre_id)
+    outcome = await signin_fast.sign_in(
+        runtime,
+        request,
+        body,
+        now=request.app.state.clock.now(),
+        policy=policy_of(runtime.settings),
+    )
+    return signins.respond(outcome)
+
+
+LANES = [Lane("POST", "/v1/sign-ins", SignInCreate, sign_in_lane)]
 
 
 @router.post("/sign-ins", response_model=SignInPublic, status_code=201)

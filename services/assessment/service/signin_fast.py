@@ -110,7 +110,7 @@ async def open_pool(url: str) -> asyncpg.Pool | None:
     if parsed.get_backend_name() != "postgresql":
         return None
     dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=10)
+    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=10, reset=_keep)
     async with pool.acquire() as conn:
         # Named by a hash of its body, so replicas of different versions never replace
         # each other's; made here, not in a migration, because its body is the kernel's
@@ -123,6 +123,11 @@ async def open_pool(url: str) -> asyncpg.Pool | None:
                 if await conn.fetchval("SELECT to_regprocedure($1)", signature) is None:
                     raise
     return pool
+
+
+async def _keep(conn: asyncpg.Connection) -> None:
+    """No reset query on release (a round trip per sign-in): this pool runs only the
+    statements above, each its own implicit transaction; no session state to undo."""
 
 
 def _stored(record: Any, cadre_id: uuid.UUID) -> dict[str, Any]:
