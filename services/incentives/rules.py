@@ -5,10 +5,12 @@ Every item says why (a reason), what it came from (the event behind it) and whic
 version priced it.
 """
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property
 from uuid import UUID
 
 from services.incentives.policies import CENT, LEVEL_RANK, RUNG_KINDS, PolicyBook, PolicyKind
@@ -222,6 +224,13 @@ class Result:
             "components": [i.wire() for i in self.components],
             "deductions": [i.wire() for i in self.deductions],
         }
+
+    @cached_property
+    def items_json(self) -> str:
+        """items_wire() as canonical JSON (what eligibility and its line store), once."""
+        return json.dumps(
+            self.items_wire(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
 
 
 def _days(first: date, last: date):

@@ -20,7 +20,7 @@ from services.incentives.service.eligibility import (
     stored_amounts,
     stored_carry,
 )
-from services.incentives.service.facts import load_book, load_facts, subtree
+from services.incentives.service.facts import Places, load_book, load_facts, load_span, subtree
 from services.incentives.service.lines import (
     CLOSED,
     LINE_ORDER,
@@ -33,12 +33,14 @@ from services.incentives.service.lines import (
     fen_sum,
     from_fen,
     item_delta,
+    known_rows,
     less,
     line_rows,
     line_wire,
     settled,
     spec_for,
 )
+from shared.bulk import fetch, insert_rows
 from shared.clock import format_month, month_end
 from shared.contracts.enums import BatchStatus
 from shared.contracts.incentives import BatchDrafted, BatchLocked, BatchPaid
@@ -49,7 +51,7 @@ from shared.outbox import add_event
 from shared.pagination import PageParams, make_page
 
 PRODUCER = "incentives"
-CHUNK = 1000  # cadres per set of bulk reads when building a batch
+CHUNK = 5000  # cadres per set of bulk reads when building a batch
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -165,45 +167,42 @@ def _candidates(first: date, last: date):
 
 async def _build_regular(session: AsyncSession, batch_id: UUID, first: date, now: datetime) -> None:
     last = month_end(first)
+    month = format_month(first)
     if is_postgres(session):
-        # Each chunk's reads repeat with new ids: a generic plan, chosen after five, cannot
-        # see that the ids select 1,000 rows and scans the month by date instead.
+        # Each chunk's reads repeat with new bounds: a generic plan, chosen after five,
+        # cannot see how few rows a chunk's id range selects.
         await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     book = await load_book(session)
+    units = await Places.load(session)
     cand = _candidates(first, last)
-    after = None
-    while True:
-        q = select(cand.c.cadre_id).order_by(cand.c.cadre_id).limit(CHUNK)
-        if after is not None:
-            q = q.where(cand.c.cadre_id > after)
-        ids = list((await session.execute(q)).scalars())
-        if not ids:
-            return
-        facts = await load_facts(session, ids, first=first, last=last)
-        carries = await _carries(session, ids, first, book)
-        results = [compute(facts[c], first, book, carries.get(c)) for c in ids]
-        await eligibility_service.store(session, results, now=now)
-        rows = await line_rows(session, [spec_for(r, batch_id, "regular") for r in results], facts)
-        if rows:
-            await session.execute(lines.insert(), rows)
-        after = ids[-1]
+    ids = [r[0] for r in await fetch(session, select(cand.c.cadre_id).order_by(cand.c.cadre_id))]
+    for at in range(0, len(ids), CHUNK):
+        chunk = ids[at : at + CHUNK]
+        facts, names = await load_span(session, chunk, first=first, last=last, units=units)
+        carries = await _carries(session, chunk, first, book)
+        results = [compute(facts[c], first, book, carries.get(c)) for c in chunk]
+        stored = await eligibility_service.stored_span(session, chunk, month)
+        await eligibility_service.store(session, results, now=now, existing=stored)
+        specs = [spec_for(r, batch_id, "regular") for r in results]
+        await insert_rows(session, lines, known_rows(specs, facts, names, units.places))
 
 
 async def _carries(session: AsyncSession, ids: list[UUID], first: date, book) -> dict:
-    """What reaches the month from each cadre's months before (one read for them all; a
-    cadre whose last stored month is earlier than the one before has the gap computed)."""
+    """What reaches the month from the months before of each cadre in the sorted `ids`
+    (one read by their id range; a cadre whose last stored month is earlier than the one
+    before has the gap computed)."""
     month = format_month(first)
     e = eligibility.c
     latest = (
         select(e.cadre_id, func.max(e.month).label("month"))
-        .where(e.cadre_id.in_(ids), e.month < month)
+        .where(e.cadre_id.between(ids[0], ids[-1]), e.month < month)
         .group_by(e.cadre_id)
         .subquery()
     )
     rows = await session.execute(
-        select(eligibility).join(
-            latest, and_(latest.c.cadre_id == e.cadre_id, latest.c.month == e.month)
-        )
+        select(eligibility)
+        .join(latest, and_(latest.c.cadre_id == e.cadre_id, latest.c.month == e.month))
+        .where(e.carried_forward > 0)
     )
     out = {}
     for row in rows:

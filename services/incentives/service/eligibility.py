@@ -14,11 +14,11 @@ from services.incentives.policies import PolicyBook
 from services.incentives.rules import CARRIED_FORWARD, CadreFacts, Carry, Result, compute, fmt
 from services.incentives.service import lines as line_service
 from services.incentives.service.facts import cadre_names, load_book, load_facts, subtree
+from shared.bulk import fetch, upsert_rows
 from shared.clock import Clock, format_month, month_end, parse_month
 from shared.contracts.incentives import EligibilityChanged
-from shared.db import upsert
 from shared.errors import Forbidden
-from shared.outbox import add_events
+from shared.outbox import add_event_dicts
 
 PRODUCER = "incentives"
 
@@ -166,44 +166,76 @@ async def ensure_in_scope(
         raise Forbidden("the cadre is outside your unit", code="out_of_scope")
 
 
-async def store(session: AsyncSession, results: list[Result], *, now: datetime) -> list[Result]:
-    """Write the results that differ from what is stored; announce each change."""
+Stored = dict[tuple[UUID, str], tuple[str, tuple]]  # (cadre, month) -> (items, amounts)
+STORED_COLUMNS = ("items", "gross", "total_deductions", "deductions_applied",
+                  "carried_forward", "net")  # fmt: skip
+
+
+def _stored(rows) -> Stored:
+    return {(r[0], r[1]): (r[2], tuple(r[3:])) for r in rows}
+
+
+async def stored_span(session: AsyncSession, ids: list[UUID], month: str) -> Stored:
+    """What is stored for the month of the cadres in the sorted `ids` (a batch chunk),
+    read by their id range."""
+    e = eligibility.c
+    q = select(e.cadre_id, e.month, *(e[c] for c in STORED_COLUMNS)).where(
+        e.month == month, e.cadre_id.between(ids[0], ids[-1])
+    )
+    return _stored(await fetch(session, q))
+
+
+async def store(
+    session: AsyncSession, results: list[Result], *, now: datetime, existing: Stored | None = None
+) -> list[Result]:
+    """Write the results that differ from what is stored (`existing`: read here when not
+    given); announce each change."""
     if not results:
         return []
-    ids = {r.cadre_id for r in results}
-    months = {r.month for r in results}
-    existing = {
-        (row.cadre_id, row.month): row
-        for row in (
-            await session.execute(
-                select(eligibility).where(
-                    eligibility.c.cadre_id.in_(ids), eligibility.c.month.in_(months)
-                )
-            )
-        ).all()
-    }
-    changed, rows = [], []
+    if existing is None:
+        e = eligibility.c
+        q = select(e.cadre_id, e.month, *(e[c] for c in STORED_COLUMNS)).where(
+            e.cadre_id.in_({r.cadre_id for r in results}), e.month.in_({r.month for r in results})
+        )
+        existing = _stored((await session.execute(q)).all())
+    changed, rows, events = [], [], []
     for r in results:
-        items = canonical(r.items_wire())
         old = existing.get((r.cadre_id, r.month))
         if old is None and r.empty:
             continue
-        if old is not None and old.items == items and stored_amounts(old) == r.amounts:
+        items, amounts = r.items_json, r.amounts
+        if old is not None and old[0] == items and old[1] == amounts:
             continue
+        gross, deductions, applied, carried, net = amounts
         changed.append(r)
         rows.append(
             {
                 "cadre_id": r.cadre_id,
                 "month": r.month,
-                "gross": r.gross,
-                "total_deductions": r.total_deductions,
-                "deductions_applied": r.deductions_applied,
-                "carried_forward": r.carried_forward,
-                "net": r.net,
+                "gross": gross,
+                "total_deductions": deductions,
+                "deductions_applied": applied,
+                "carried_forward": carried,
+                "net": net,
                 "items": items,
                 "policy_versions": ",".join(r.policy_versions),
                 "computed_at": now,
             }
+        )
+        # EligibilityChanged as its model_dump(mode="json") reads (add_event_dicts checks)
+        events.append(
+            (
+                {
+                    "cadre_id": str(r.cadre_id),
+                    "month": r.month,
+                    "gross": str(gross),
+                    "total_deductions": str(deductions),
+                    "net": str(net),
+                    "deductions_applied": str(applied),
+                    "carried_forward": str(carried),
+                },
+                r.cadre_id,
+            )
         )
     if rows:
         cols = [
@@ -216,26 +248,9 @@ async def store(session: AsyncSession, results: list[Result], *, now: datetime) 
             "policy_versions",
             "computed_at",
         ]
-        await session.execute(upsert(session, eligibility, ["cadre_id", "month"], cols), rows)
-        await add_events(
-            session,
-            [
-                (
-                    EligibilityChanged(
-                        cadre_id=r.cadre_id,
-                        month=r.month,
-                        gross=r.gross,
-                        total_deductions=r.total_deductions,
-                        deductions_applied=r.deductions_applied,
-                        carried_forward=r.carried_forward,
-                        net=r.net,
-                    ),
-                    r.cadre_id,
-                )
-                for r in changed
-            ],
-            producer=PRODUCER,
-            occurred_at=now,
+        await upsert_rows(session, eligibility, rows, ["cadre_id", "month"], cols)
+        await add_event_dicts(
+            session, EligibilityChanged, events, producer=PRODUCER, occurred_at=now
         )
     return changed
 

@@ -155,6 +155,7 @@ class LineSpec(NamedTuple):
     amounts: Amounts  # gross, deductions_total, deductions_applied, carried_forward, net
     versions: str
     items: dict  # components and deductions (an adjustment: their signed changes)
+    items_text: str | None = None  # `items` as canonical JSON, when already known
 
     def carries_something(self) -> bool:
         """A regular line needs gross pay, an adjustment a difference in any amount."""
@@ -171,12 +172,34 @@ async def line_rows(
     specs = [s for s in specs if s.carries_something()]
     names = await cadre_names(session, {s.cadre_id for s in specs})
     belongs = await cadre_units(session, {s.cadre_id for s in specs})
+    homes = _homes(specs, facts, belongs)
+    places = await places_of(session, homes.values())
+    return built_rows(specs, homes, names, places)
+
+
+def _homes(specs: list[LineSpec], facts: dict[UUID, CadreFacts], belongs: dict) -> dict:
     homes = {}
     for s in specs:
         first = parse_month(s.month)
         posted = home_unit(facts[s.cadre_id], first, month_end(first))
         homes[(s.cadre_id, s.month)] = posted or belongs.get(s.cadre_id)
-    places = await places_of(session, homes.values())
+    return homes
+
+
+def known_rows(
+    specs: list[LineSpec],
+    facts: dict[UUID, CadreFacts],
+    names: dict[UUID, str],
+    places: dict[UUID, dict],
+) -> list[dict]:
+    """line_rows with the names and places already read (a batch build reads them once):
+    a cadre's own unit is its facts' home unit."""
+    specs = [s for s in specs if s.carries_something()]
+    belongs = {s.cadre_id: facts[s.cadre_id].home_unit for s in specs}
+    return built_rows(specs, _homes(specs, facts, belongs), names, places)
+
+
+def built_rows(specs: list[LineSpec], homes: dict, names: dict, places: dict) -> list[dict]:
     rows = []
     for s in specs:
         unit = homes[(s.cadre_id, s.month)]
@@ -192,7 +215,7 @@ async def line_rows(
                 "for_month": s.month,
                 **dict(zip(MONEY, s.amounts, strict=True)),
                 "policy_version": s.versions,
-                "items": canonical_json(s.items),
+                "items": s.items_text or canonical_json(s.items),
             }
         )
     return rows
@@ -215,10 +238,11 @@ def spec_for(
     """A regular line is the month as due; an adjustment, due less what locked lines hold."""
     versions = ",".join(result.policy_versions)
     amounts = less(result.amounts, paid.amounts)
-    items = (
-        result.items_wire() if kind == "regular" else item_delta(result.items_wire(), paid.items)
-    )
-    return LineSpec(batch_id, kind, result.cadre_id, result.month, amounts, versions, items)
+    if kind == "regular":
+        items, text = result.items_wire(), result.items_json
+    else:
+        items, text = item_delta(result.items_wire(), paid.items), None
+    return LineSpec(batch_id, kind, result.cadre_id, result.month, amounts, versions, items, text)
 
 
 async def sync(session: AsyncSession, results: list[Result], facts: dict[UUID, CadreFacts]) -> None:
