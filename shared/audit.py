@@ -123,10 +123,11 @@ def note(
     info["summary"].update(summary)
 
 
-def note_events(session: AsyncSession, envelopes: list[Envelope]) -> None:
-    """Called by add_events: the events a transaction wrote summarise its change."""
+def note_events(session: AsyncSession, envelopes: list[Envelope], count: int | None = None) -> None:
+    """Called by add_events: the events a transaction wrote summarise its change. `count`:
+    how many were written when `envelopes` is a sample of them (add_events_from)."""
     noted = session.info.setdefault("audit_events", {"count": 0, "items": []})
-    noted["count"] += len(envelopes)
+    noted["count"] += len(envelopes) if count is None else count
     room = MAX_EVENTS_NOTED - len(noted["items"])
     if room > 0:
         noted["items"].extend((e.type, e.key, e.payload) for e in envelopes[:room])

@@ -21,18 +21,24 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    cast,
     func,
+    literal,
+    literal_column,
+    null,
     select,
     text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import ColumnElement, FromClause
 
-from shared.audit import audit_table, current_actor, note_events
+from shared import tracing
+from shared.audit import MAX_EVENTS_NOTED, audit_table, current_actor, note_events
 from shared.bulk import insert_rows
 from shared.clock import Clock
 from shared.db import is_postgres
-from shared.events import Envelope, EventPayload, encode, envelope_for
+from shared.events import Envelope, EventPayload, decode, encode, envelope_for, topic_for
 from shared.failures import describe, is_transient
 from shared.transport import Record, Transport
 
@@ -176,6 +182,96 @@ async def add_event_dicts(
     await insert_rows(session, OUTBOX, rows)
     note_events(session, noted)  # type: ignore[arg-type]  # reads type, key and payload only
     session.info["outbox_written"] = session.info.get("outbox_written", 0) + len(rows)
+
+
+async def add_events_from(
+    session: AsyncSession,
+    payload_type: type[EventPayload],
+    rows: FromClause,
+    *,
+    key: ColumnElement,
+    payload: dict[str, ColumnElement],
+    producer: str,
+    occurred_at: datetime,
+) -> int:
+    """PostgreSQL: one event per row of `rows`, written by the database in one
+    INSERT ... SELECT (no Python object per event): for set-based writers of many events
+    (a week close). `rows` may be a data-modifying CTE (`INSERT ... RETURNING`), so the
+    change and its events are one statement. Each row's envelope is what `add_events`
+    writes (a fresh event id, the actor and trace context of the session); `payload` maps
+    every field of `payload_type` to an SQL expression over `rows` that gives the JSON
+    value pydantic's `mode="json"` would (uuid, date, int, bool, text columns do as they
+    are; a Decimal or datetime needs its own text form). Returns the number of events.
+    """
+    if not is_postgres(session):
+        raise RuntimeError("add_events_from is PostgreSQL only; use add_events")
+    if set(payload) != set(payload_type.model_fields):
+        raise ValueError(f"payload of {payload_type.TYPE} must give exactly its fields")
+    actor = current_actor(session)
+    proto = Envelope(
+        type=payload_type.TYPE,
+        version=payload_type.VERSION,
+        occurred_at=occurred_at,
+        producer=producer,
+        key="",
+        payload={},
+        request_id=actor.request_id,
+        actor_id=actor.user_id,
+        actor_name=actor.username,
+        traceparent=tracing.current(),
+    ).model_dump(mode="json")
+
+    def pairs(items: dict[str, Any]) -> list[Any]:
+        out: list[Any] = []
+        for name, value in items.items():
+            if not name.isidentifier():
+                raise ValueError(f"not a field name: {name!r}")
+            out += [literal_column(f"'{name}'"), value]
+        return out
+
+    def constant(value: Any) -> Any:
+        return cast(null(), Text) if value is None else literal(value)
+
+    # A subquery, not a CTE: the event id is drawn once per row and used twice, and the
+    # rows stream into the INSERT without being materialised.
+    events = (
+        select(
+            func.gen_random_uuid().label("event_id"),
+            cast(key, Text).label("key"),
+            func.json_build_object(*pairs(payload)).label("payload"),
+        )
+        .select_from(rows)
+        .subquery("events")
+    )
+    own = {"event_id": events.c.event_id, "key": events.c.key, "payload": events.c.payload}
+    body = func.json_build_object(*pairs({f: own.get(f, constant(v)) for f, v in proto.items()}))
+    written = (
+        OUTBOX.insert()
+        .from_select(
+            ["event_id", "topic", "key", "type", "body", "created_at"],
+            select(
+                cast(events.c.event_id, Text),
+                literal(topic_for(payload_type.TYPE)),
+                events.c.key,
+                literal(payload_type.TYPE),
+                cast(body, Text),
+                literal(occurred_at, DateTime(timezone=True)),
+            ),
+        )
+        .returning(OUTBOX.c.id)
+        .cte("written")
+    )
+    got = (
+        await session.execute(select(func.count().over(), written.c.id).limit(MAX_EVENTS_NOTED))
+    ).all()
+    count = got[0][0] if got else 0
+    if count:
+        sample = await session.execute(
+            select(OUTBOX.c.body).where(OUTBOX.c.id.in_([r[1] for r in got])).order_by(OUTBOX.c.id)
+        )
+        note_events(session, [decode(body) for body in sample.scalars()], count=count)
+        session.info["outbox_written"] = session.info.get("outbox_written", 0) + count
+    return count
 
 
 def outbox_row(env: Envelope) -> dict[str, Any]:

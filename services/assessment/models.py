@@ -45,6 +45,7 @@ class UtcDateTime(TypeDecorator):
 TZ = UtcDateTime()
 ACTIVE = sql_text("status = 'active'")
 FLAGGED = sql_text("status = 'flagged'")
+COUNTED = sql_text("counted")
 LIVE = sql_text("status <> 'cancelled'")
 
 
@@ -133,8 +134,9 @@ class SignIn(Base, table=True):
     __table_args__ = (
         UniqueConstraint("cadre_id", "idempotency_key"),
         Index("ix_sign_ins_cadre_time", "cadre_id", "device_time"),
-        Index("ix_sign_ins_day", "day_date", "cadre_id"),
-        Index("ix_sign_ins_night", "night_date", "cadre_id"),
+        # Presence tallies (counted sign-ins of a week): index-only scans on PostgreSQL.
+        Index("ix_sign_ins_day", "day_date", "cadre_id", postgresql_where=COUNTED),
+        Index("ix_sign_ins_night", "night_date", "cadre_id", postgresql_where=COUNTED),
         Index("ix_sign_ins_local", "local_date", "cadre_id"),
         # The review list (review.py): by unit subtree, and flagged ones county-wide.
         Index("ix_sign_ins_unit_time", "unit_id", "device_time", "id"),

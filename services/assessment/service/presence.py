@@ -1,7 +1,9 @@
 """Five days, four nights (五天四夜) per ISO week, and closing a week.
 
-Everything here is set-based: one statement tallies the days and nights of every cadre
-in a week, one finds who was posted on all seven days; Python only compares verdicts.
+Everything here is set-based: one statement finds the verdicts that change (who was
+posted all seven days, their tallies, compared with the verdicts written), and on
+PostgreSQL the same statement writes them and their events, so a week close holds no
+Python object per cadre (100k cadres); SQLite writes the rows it returns.
 `judge` serves the whole week (closing) and one cadre (a late sign-in) alike.
 """
 
@@ -9,7 +11,28 @@ import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, distinct, func, literal, select, union_all, update
+from sqlalchemy import (
+    Boolean,
+    Date,
+    Select,
+    String,
+    and_,
+    case,
+    distinct,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    type_coerce,
+    union,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment.service import golive, violations
@@ -18,7 +41,9 @@ from services.assessment.service.common import (
     LEAVES,
     PATHS,
     POSTINGS,
+    PRODUCER,
     SIGN_INS,
+    UNITS,
     VERDICTS,
     WEEKS,
     Restrict,
@@ -33,32 +58,30 @@ from services.assessment.service.common import (
     overlaps,
 )
 from services.assessment.service.entries import NewEntry, record_entries, revoke_entries
-from services.assessment.service.golive import go_live_of, is_live
+from services.assessment.service.golive import go_live_of
 from services.assessment.settings import AssessmentSettings
 from shared.clock import format_week, parse_week, week_end_moment
 from shared.contracts.assessment import PresenceJudged, WeekClosed
 from shared.contracts.enums import EntryReason, EntryStatus, LeaveStatus, SubjectType
-from shared.db import insert_ignore
+from shared.db import insert_ignore, is_postgres
 from shared.errors import Conflict
 from shared.metrics import WEEK_CLOSE
+from shared.outbox import add_events_from
 from shared.pagination import PageParams
 from shared.versions import versioned_upsert
 
 LEAVE_COUNTS = (LeaveStatus.approved.value, LeaveStatus.returned.value)
-VERDICT_FIELDS = ("unit_id", "days", "nights", "leave_days", "compliant", "judged")
 
 
 def week_dates(monday: date) -> list[date]:
     return [monday + timedelta(days=i) for i in range(7)]
 
 
-async def tallies(
-    session: AsyncSession, monday: date, restrict: Restrict = everyone
-) -> dict[uuid.UUID, tuple[int, int, int]]:
-    """cadre -> (days, nights, leave days): distinct local dates, a leave day counting as both."""
+def _tallies(monday: date, restrict: Restrict) -> Select:
+    """cadre_id, days, nights, leave_days: distinct local dates, a leave day counting as both."""
     sunday = monday + timedelta(days=6)
     days = days_table(week_dates(monday))
-    counted = SIGN_INS.c.counted.is_(True)
+    counted = SIGN_INS.c.counted  # as the partial indexes say it (PostgreSQL: index-only scans)
     marks = union_all(
         select(
             SIGN_INS.c.cadre_id,
@@ -82,45 +105,142 @@ async def tallies(
     def dates_where(flag) -> Any:
         return func.count(distinct(case((flag == 1, marks.c.d))))
 
-    rows = await session.execute(
-        select(
-            marks.c.cadre_id,
-            dates_where(marks.c.day),
-            dates_where(marks.c.night),
-            dates_where(marks.c.leave),
-        ).group_by(marks.c.cadre_id)
-    )
+    return select(
+        marks.c.cadre_id,
+        dates_where(marks.c.day).label("days"),
+        dates_where(marks.c.night).label("nights"),
+        dates_where(marks.c.leave).label("leave_days"),
+    ).group_by(marks.c.cadre_id)
+
+
+async def tallies(
+    session: AsyncSession, monday: date, restrict: Restrict = everyone
+) -> dict[uuid.UUID, tuple[int, int, int]]:
+    """cadre -> (days, nights, leave days) of the week (live, judged or not)."""
+    rows = await session.execute(_tallies(monday, restrict))
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
-async def posted_all_week(
-    session: AsyncSession, monday: date, policy: AssessmentSettings, restrict: Restrict = everyone
-) -> dict[uuid.UUID, uuid.UUID]:
-    """cadre -> unit on the Sunday, for every cadre posted (in a judged role) all seven days
-    and live (go-live on or before the Monday: a week counts only from its start)."""
+def _posted_all_week(
+    monday: date, policy: AssessmentSettings, restrict: Restrict, *, whole_week: bool
+) -> Select:
+    """cadre_id, unit_id (on the Sunday) of every cadre posted (in a judged role) all seven
+    days and live (go-live on or before the Monday: a week counts only from its start).
+    `whole_week`: the go-live of every unit is read once (a week close); otherwise per
+    posting (a few cadres re-judged)."""
+    sunday = monday + timedelta(days=6)
     days = days_table(week_dates(monday))
     roles = [r.value for r in policy.judged_roles]
-    whole = (
+    judged = and_(POSTINGS.c.role.in_(roles), restrict(POSTINGS.c.cadre_id))
+    spans = and_(
+        POSTINGS.c.start_date <= monday,
+        or_(POSTINGS.c.end_date.is_(None), POSTINGS.c.end_date >= sunday),
+    )
+    # Posted all seven days: by one posting spanning the week (nearly everyone), or by
+    # several that together cover each day (only those are counted day by day).
+    pieced = (
         select(POSTINGS.c.cadre_id)
         .join(days, covers(POSTINGS, days.c.d))
-        .where(POSTINGS.c.role.in_(roles), restrict(POSTINGS.c.cadre_id))
+        .where(judged, overlaps(POSTINGS, monday, sunday), ~spans)
         .group_by(POSTINGS.c.cadre_id)
         .having(func.count(distinct(days.c.d)) == 7)
-        .subquery("whole")
     )
-    rows = await session.execute(
-        select(POSTINGS.c.cadre_id, POSTINGS.c.unit_id, go_live_of(POSTINGS.c.unit_id))
-        .join(whole, whole.c.cadre_id == POSTINGS.c.cadre_id)
-        .where(covers(POSTINGS, monday + timedelta(days=6)), POSTINGS.c.role.in_(roles))
-        .order_by(POSTINGS.c.start_date)
-    )
+    whole = union(select(POSTINGS.c.cadre_id).where(judged, spans), pieced).subquery("whole")
     # The newest posting wins a correction overlap.
-    units = {r[0]: (r[1], r[2]) for r in rows}
-    return {c: unit for c, (unit, start) in units.items() if is_live(start, monday)}
+    newest = func.row_number().over(
+        partition_by=POSTINGS.c.cadre_id, order_by=POSTINGS.c.start_date.desc()
+    )
+    on_sunday = select(POSTINGS.c.cadre_id, POSTINGS.c.unit_id, newest.label("n")).join(
+        whole, whole.c.cadre_id == POSTINGS.c.cadre_id
+    )
+    if not whole_week:
+        on_sunday = on_sunday.add_columns(go_live_of(POSTINGS.c.unit_id).label("go_live"))
+    on_sunday = on_sunday.where(covers(POSTINGS, sunday), POSTINGS.c.role.in_(roles)).subquery(
+        "on_sunday"
+    )
+    stmt = select(on_sunday.c.cadre_id, on_sunday.c.unit_id)
+    if whole_week:
+        units = (
+            select(PATHS.c.unit_id, func.max(UNITS.c.assessment_start_date).label("go_live"))
+            .join(UNITS, UNITS.c.unit_id == PATHS.c.ancestor_id)
+            .group_by(PATHS.c.unit_id)
+            .subquery("unit_go_live")
+        )
+        stmt = stmt.outerjoin(units, units.c.unit_id == on_sunday.c.unit_id)
+        go_live = units.c.go_live
+    else:
+        go_live = on_sunday.c.go_live
+    return stmt.where(on_sunday.c.n == 1, or_(go_live.is_(None), go_live <= monday))
 
 
 def is_compliant(days: int, nights: int, policy: AssessmentSettings) -> bool:
     return days >= policy.min_days and nights >= policy.min_nights
+
+
+def _changes(
+    monday: date, policy: AssessmentSettings, restrict: Restrict, *, whole_week: bool
+) -> Select:
+    """The verdicts of the week that must be written: each cadre posted all week whose
+    verdict is missing or differs (id NULL when new), and each judged verdict of a cadre no
+    longer posted all week (a posting corrected since), withdrawn: `judged` false and
+    `compliant` true, so that no consumer keeps a deduction for it."""
+    week = format_week(monday)
+    posted = _posted_all_week(monday, policy, restrict, whole_week=whole_week).cte("posted")
+    counts = _tallies(monday, restrict).subquery("counts")
+    days, nights, leave_days = (
+        func.coalesce(counts.c[c], 0) for c in ("days", "nights", "leave_days")
+    )
+    compliant = and_(days >= policy.min_days, nights >= policy.min_nights)
+    fresh = (
+        select(
+            posted.c.cadre_id,
+            posted.c.unit_id,
+            days.label("days"),
+            nights.label("nights"),
+            leave_days.label("leave_days"),
+            type_coerce(compliant, Boolean).label("compliant"),
+        )
+        .outerjoin(counts, counts.c.cadre_id == posted.c.cadre_id)
+        .subquery("fresh")
+    )
+    old = VERDICTS.alias("old")
+    differs = or_(
+        old.c.id.is_(None),
+        old.c.judged.is_(False),
+        old.c.unit_id.is_distinct_from(fresh.c.unit_id),
+        old.c.days != fresh.c.days,
+        old.c.nights != fresh.c.nights,
+        old.c.leave_days != fresh.c.leave_days,
+        old.c.compliant != fresh.c.compliant,
+    )
+    judged = select(
+        old.c.id,
+        fresh.c.cadre_id,
+        fresh.c.unit_id,
+        fresh.c.days,
+        fresh.c.nights,
+        fresh.c.leave_days,
+        fresh.c.compliant,
+        true().label("judged"),
+    ).select_from(
+        fresh.outerjoin(old, and_(old.c.cadre_id == fresh.c.cadre_id, old.c.week == week))
+    )
+    withdrawn = select(
+        VERDICTS.c.id,
+        VERDICTS.c.cadre_id,
+        VERDICTS.c.unit_id,
+        VERDICTS.c.days,
+        VERDICTS.c.nights,
+        VERDICTS.c.leave_days,
+        true(),
+        false(),
+    ).where(
+        VERDICTS.c.week == week,
+        VERDICTS.c.judged.is_(True),
+        restrict(VERDICTS.c.cadre_id),
+        ~exists().where(posted.c.cadre_id == VERDICTS.c.cadre_id),
+    )
+    return union_all(judged.where(differs), withdrawn)
 
 
 async def judge(
@@ -134,51 +254,78 @@ async def judge(
     """(Re-)judge a week, for everyone or for some cadres: only what changed is written,
     and each change carries its events (verdict, entry recorded or revoked, actions)."""
     restrict = only(cadre_ids) if cadre_ids else everyone
-    week, sunday = format_week(monday), monday + timedelta(days=6)
-    posted = await posted_all_week(session, monday, policy, restrict)
-    counts = await tallies(session, monday, restrict)
-    existing = {
-        r.cadre_id: dict(r._mapping)
-        for r in await session.execute(
-            select(VERDICTS).where(VERDICTS.c.week == week, restrict(VERDICTS.c.cadre_id))
-        )
-    }
-    changed: list[dict[str, Any]] = []
-    for cadre_id, unit_id in posted.items():
-        days, nights, leave_days = counts.get(cadre_id, (0, 0, 0))
-        old = existing.get(cadre_id)
-        new = {
-            "id": old["id"] if old else uuid.uuid4(),
-            "cadre_id": cadre_id,
-            "week": week,
-            "week_sunday": sunday,
-            "unit_id": unit_id,
-            "days": days,
-            "nights": nights,
-            "leave_days": leave_days,
-            "compliant": is_compliant(days, nights, policy),
-            "judged": True,
-            "judged_at": now,
-        }
-        if old is None or any(old[f] != new[f] for f in VERDICT_FIELDS):
-            changed.append(new)
-    for cadre_id, old in existing.items():
-        if cadre_id not in posted and old["judged"]:
-            # No longer posted all week (a posting corrected since): the verdict is
-            # withdrawn; `compliant` true so that no consumer keeps a deduction for it.
-            changed.append(old | {"judged": False, "compliant": True, "judged_at": now})
-    if changed:
-        # Each changed verdict gets the next version of its week, under its row's lock.
-        stmt = versioned_upsert(
-            session, VERDICTS, ["cadre_id", "week"], [*VERDICT_FIELDS, "judged_at", "week_sunday"]
-        )
-        rows = [{k: v for k, v in c.items() if k != "version"} | {"version": 1} for c in changed]
-        got = {r.cadre_id: r.version for r in await session.execute(stmt, rows)}
-        changed = [c | {"version": got[c["cadre_id"]]} for c in changed]
-        await emit(session, [(_judged_event(v), v["cadre_id"]) for v in changed], now)
-    final = existing | {v["cadre_id"]: v for v in changed}
-    await _file_presence_entries(session, sunday, final, now=now, restrict=restrict)
+    changes = _changes(monday, policy, restrict, whole_week=not cadre_ids)
+    if is_postgres(session):
+        await _write_verdicts_pg(session, monday, changes, now=now)
+    else:
+        await _write_verdicts(session, monday, changes, now=now)
+    await _file_presence_entries(session, monday, now=now, restrict=restrict)
     await violations.find_all(session, monday, now=now, policy=policy, restrict=restrict)
+
+
+VERDICT_COLUMNS = ("cadre_id", "unit_id", "days", "nights", "leave_days", "compliant", "judged")
+
+
+async def _write_verdicts(
+    session: AsyncSession, monday: date, changes: Select, *, now: datetime
+) -> None:
+    """Each changed verdict gets the next version of its week, under its row's lock, and
+    its PresenceJudged event (SQLite, and the reference for the PostgreSQL statement)."""
+    week, sunday = format_week(monday), monday + timedelta(days=6)
+    rows = [
+        {"id": r[0] or uuid.uuid4(), "week": week, "week_sunday": sunday, "judged_at": now}
+        | dict(zip(VERDICT_COLUMNS, r[1:], strict=True))
+        | {"version": 1}
+        for r in await session.execute(changes)
+    ]
+    if not rows:
+        return
+    stmt = versioned_upsert(
+        session, VERDICTS, ["cadre_id", "week"], [*VERDICT_COLUMNS[1:], "judged_at", "week_sunday"]
+    )
+    got = {r.cadre_id: r.version for r in await session.execute(stmt, rows)}
+    await emit(
+        session,
+        [(_judged_event(v | {"version": got[v["cadre_id"]]}), v["cadre_id"]) for v in rows],
+        now,
+    )
+
+
+async def _write_verdicts_pg(
+    session: AsyncSession, monday: date, changes: Select, *, now: datetime
+) -> None:
+    """PostgreSQL: the same in one statement, the verdicts written by INSERT ... SELECT
+    ... ON CONFLICT (version + 1 under the row's lock) and their events built from the
+    rows it returns (shared.outbox.add_events_from): no Python object per cadre."""
+    week, sunday = format_week(monday), monday + timedelta(days=6)
+    change = changes.subquery("change")
+    stmt = pg_insert(VERDICTS).from_select(
+        ["id", "week", "week_sunday", "judged_at", "version", *VERDICT_COLUMNS],
+        select(
+            func.gen_random_uuid(),
+            literal(week, String),
+            literal(sunday, Date),
+            literal(now, VERDICTS.c.judged_at.type),
+            literal(1),
+            *[change.c[c] for c in VERDICT_COLUMNS],
+        ),
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["cadre_id", "week"],
+        set_={c: stmt.excluded[c] for c in [*VERDICT_COLUMNS[1:], "judged_at", "week_sunday"]}
+        | {"version": VERDICTS.c.version + 1},
+    )
+    written = stmt.returning(*VERDICTS.c).cte("verdicts_written")
+    fields = {f: written.c[f] for f in PresenceJudged.model_fields if f != "entity_version"}
+    await add_events_from(
+        session,
+        PresenceJudged,
+        written,
+        key=written.c.cadre_id,
+        payload=fields | {"entity_version": written.c.version},
+        producer=PRODUCER,
+        occurred_at=now,
+    )
 
 
 def _judged_event(v: dict[str, Any]) -> PresenceJudged:
@@ -197,41 +344,46 @@ def _judged_event(v: dict[str, Any]) -> PresenceJudged:
 
 
 async def _file_presence_entries(
-    session: AsyncSession,
-    sunday: date,
-    verdicts: dict[uuid.UUID, dict[str, Any]],
-    *,
-    now: datetime,
-    restrict: Restrict,
+    session: AsyncSession, monday: date, *, now: datetime, restrict: Restrict
 ) -> None:
     """A non-compliant week has one active entry (dated its Sunday); any other has none."""
-    active = {
-        r.source_id: r.id
-        for r in await session.execute(
-            select(ENTRIES.c.source_id, ENTRIES.c.id).where(
-                ENTRIES.c.reason == EntryReason.presence_week.value,
-                ENTRIES.c.date == sunday,
-                ENTRIES.c.status == EntryStatus.active.value,
-                restrict(ENTRIES.c.subject_id),
-            )
+    week, sunday = format_week(monday), monday + timedelta(days=6)
+    active = and_(
+        ENTRIES.c.reason == EntryReason.presence_week.value,
+        ENTRIES.c.date == sunday,
+        ENTRIES.c.status == EntryStatus.active.value,
+    )
+    failing = and_(VERDICTS.c.judged.is_(True), VERDICTS.c.compliant.is_(False))
+    stale = await session.execute(
+        select(ENTRIES.c.id).where(
+            active,
+            restrict(ENTRIES.c.subject_id),
+            ~exists().where(VERDICTS.c.id == ENTRIES.c.source_id, VERDICTS.c.week == week, failing),
         )
-    }
-    failing = {v["id"]: v for v in verdicts.values() if v["judged"] and not v["compliant"]}
-    stale = [entry_id for source_id, entry_id in active.items() if source_id not in failing]
-    await revoke_entries(session, stale, why="presence week re-judged compliant", now=now)
+    )
+    await revoke_entries(
+        session, list(stale.scalars()), why="presence week re-judged compliant", now=now
+    )
+    unfiled = await session.execute(
+        select(VERDICTS.c.id, VERDICTS.c.cadre_id, VERDICTS.c.unit_id).where(
+            VERDICTS.c.week == week,
+            failing,
+            restrict(VERDICTS.c.cadre_id),
+            ~exists().where(active, ENTRIES.c.source_id == VERDICTS.c.id),
+        )
+    )
     await record_entries(
         session,
         [
             NewEntry(
                 subject_type=SubjectType.cadre,
-                subject_id=v["cadre_id"],
+                subject_id=v.cadre_id,
                 reason=EntryReason.presence_week,
-                source_id=v["id"],
+                source_id=v.id,
                 date=sunday,
-                unit_id=v["unit_id"],
+                unit_id=v.unit_id,
             )
-            for verdict_id, v in failing.items()
-            if verdict_id not in active
+            for v in unfiled
         ],
         now=now,
     )
@@ -248,6 +400,11 @@ async def close_week(
             f"{week} ends at {week_end_moment(monday).isoformat()}", code="week_not_ended"
         )
     await golive.ensure_live_week(session, monday, week)
+    if is_postgres(session):
+        # One statement judges 100k cadres: its sorts stay in memory, and JIT compiling
+        # it would cost seconds it never earns back.
+        await session.execute(text("SET LOCAL work_mem = '128MB'"))
+        await session.execute(text("SET LOCAL jit = off"))
     new = await session.execute(
         insert_ignore(session, WEEKS).values(
             week=week, monday=monday, first_closed_at=now, closed_at=now
