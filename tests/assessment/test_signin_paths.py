@@ -100,3 +100,19 @@ async def test_a_sign_in_waits_while_another_transaction_holds_the_audit_chain(s
     assert actions[-2:] == ["hold", f"POST {URL}"] and await stored_count(system) == 1
     report = await audit.verify(system.runtime("assessment").engine)
     assert report.ok, report.problems
+
+
+async def test_the_sqlite_path_has_a_pool_connection_checkpoint_the_wal(system, posted, backend):
+    """Its own connection never checkpoints (no fsync on the loop); every so many commits
+    it asks the pool, whose connection does it in its own thread."""
+    writer = system.runtime("assessment").signin_lite
+    if backend == "postgres":
+        assert writer is None
+        return
+    writer.CHECKPOINT_EVERY = 2
+    assert writer.conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    for hour in (9, 10):
+        r = await f.sign_in(system, posted, f.local(2026, 11, 24, hour))
+        assert r.status_code == 201, r.text
+    assert writer.checkpointing is not None
+    await writer.checkpointing  # raises if the checkpoint failed
