@@ -4,7 +4,7 @@ import asyncio
 from datetime import UTC, date, timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 
 from services.assessment.models import SignIn
 from services.assessment.service.common import distance_m
@@ -313,7 +313,9 @@ async def test_batch_answers_each_item_in_input_order(system, posted):
     assert len(await f.events(system, "assessment.signin.recorded")) == 3
 
 
-async def test_batch_rows_go_in_one_statement(system, posted):
+async def test_batch_rows_go_in_one_statement(system, posted, backend):
+    """SQLite: one INSERT through SQLAlchemy. PostgreSQL: the prepared path (SQLAlchemy
+    inserts no sign-in), and the 500 rows share one transaction and one command id."""
     statements = []
 
     def seen(conn, cursor, statement, *args):
@@ -331,8 +333,20 @@ async def test_batch_rows_go_in_one_statement(system, posted):
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     assert all(x["status"] == "accepted" for x in r.json()["results"])
-    assert len(statements) == 1
     assert await stored_count(system, posted) == 500
+    if backend == "sqlite":
+        assert len(statements) == 1
+        return
+    assert statements == []
+    async with system.transaction("assessment") as s:
+        commands = await s.scalar(
+            text(
+                "SELECT count(DISTINCT (xmin::text, cmin::text)) FROM sign_ins"
+                " WHERE cadre_id = :c"
+            ),
+            {"c": posted},
+        )
+    assert commands == 1
 
 
 async def test_batch_of_more_than_500_items_is_422(system, posted):

@@ -1,6 +1,7 @@
 """Sign-in on post: one at a time, or a phone's offline queue as a batch."""
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -14,8 +15,9 @@ from services.assessment.schemas import (
     SignInPublic,
     SignInReview,
 )
-from services.assessment.service import review, signin_fast, signins
+from services.assessment.service import review, signin_batch, signin_fast, signins
 from services.assessment.settings import policy_of
+from shared.audit_http import record_request
 from shared.authz import Access
 from shared.contracts.enums import SignInReason, SignInStatus
 from shared.errors import InvalidInput
@@ -62,7 +64,8 @@ async def sign_in(
 @router.post("/sign-ins/batch", response_model=SignInBatchResult)
 async def sign_in_batch(
     body: SignInBatch,
-    session: Session,
+    request: Request,
+    runtime: Runtime,
     principal: Own,
     clock: ClockDep,
     policy: Policy,
@@ -86,8 +89,8 @@ async def sign_in_batch(
             results[n] = _rejected(n, key, "not_own_record", "cadre_id", "not your record")
             continue
         valid.append((n, item))
-    outcomes = await signins.record(
-        session, principal.cadre_id, [i for _, i in valid], now=clock.now(), policy=policy
+    outcomes = await _record_batch(
+        runtime, request, principal.cadre_id, [i for _, i in valid], clock.now(), policy
     )
     for (n, item), outcome in zip(valid, outcomes, strict=True):
         results[n] = (
@@ -121,6 +124,28 @@ async def list_sign_ins(
         reason=reason,
         page=page,
     )
+
+
+async def _record_batch(
+    runtime: Any,
+    request: Request,
+    cadre_id: uuid.UUID,
+    items: list[SignInCreate],
+    now: datetime,
+    policy: Any,
+) -> list[signins.Outcome]:
+    """PostgreSQL's prepared path, else (SQLite, a closed week to re-judge) the general
+    one; either writes the request's audit row in the batch's transaction."""
+    outcomes = await signin_batch.sign_in_batch(
+        runtime, request, cadre_id, items, now=now, policy=policy
+    )
+    if outcomes is not None:
+        return outcomes
+    async with runtime.transaction() as session:
+        session.info["audit_request"] = request
+        outcomes = await signins.record(session, cadre_id, items, now=now, policy=policy)
+        await record_request(session, request, now)
+    return outcomes
 
 
 def _rejected(n: int, key: Any, code: str, field: str, detail: str) -> dict[str, Any]:

@@ -195,23 +195,8 @@ async def record(
     """Record a cadre's sign-ins; one outcome per item, in input order."""
     if not items:
         return []
-    outcomes: list[Outcome | None] = [None] * len(items)
     stored = await _stored(session, cadre_id, list({i.idempotency_key for i in items}))
-    fresh: dict[str, int] = {}  # key -> index of its first new item
-    for n, item in enumerate(items):
-        if item.idempotency_key in stored:
-            outcomes[n] = answer(stored[item.idempotency_key], item)
-        elif item.idempotency_key in fresh:
-            continue  # answered below, once the first item of that key is stored
-        elif as_utc(item.device_time) - now > timedelta(seconds=policy.future_tolerance_seconds):
-            outcomes[n] = Outcome(
-                "rejected",
-                code="device_time_in_future",
-                field="device_time",
-                detail="device time is more than the tolerance ahead of the server",
-            )
-        else:
-            fresh[item.idempotency_key] = n
+    outcomes, fresh = triage(items, stored, now, policy)
     rows = await _evaluate(session, cadre_id, [items[n] for n in fresh.values()], now, policy)
     if rows:
         result = await session.execute(
@@ -222,15 +207,61 @@ async def record(
         lost = [r["idempotency_key"] for r in rows if r["id"] not in inserted]
         # A concurrent request stored these keys first: its answer is the answer.
         winners = await _stored(session, cadre_id, lost) if lost else {}
-        for r in created:
-            outcomes[fresh[r["idempotency_key"]]] = Outcome("created", body_of(r))
-        count_stored([body_of(r) for r in created])
-        for key, row in winners.items():
-            outcomes[fresh[key]] = answer(row, items[fresh[key]])
+        settle(items, outcomes, fresh, created, winners)
         await emit(session, [(_event(r), cadre_id) for r in created], now)
         await _rejudge_closed_weeks(session, cadre_id, created, now=now, policy=policy)
+    return repeats(items, outcomes, fresh)
+
+
+def triage(
+    items: list[SignInCreate],
+    stored: dict[str, dict[str, Any]],
+    now: datetime,
+    policy: AssessmentSettings,
+) -> tuple[list[Outcome | None], dict[str, int]]:
+    """The answers known before anything is written (a key stored before, a device time
+    too far ahead), and the index of the first item of each new key (the rest wait)."""
+    outcomes: list[Outcome | None] = [None] * len(items)
+    fresh: dict[str, int] = {}  # key -> index of its first new item
     for n, item in enumerate(items):
-        if outcomes[n] is None:  # a repeat of a key first seen in this same batch
+        if item.idempotency_key in stored:
+            outcomes[n] = answer(stored[item.idempotency_key], item)
+        elif item.idempotency_key in fresh:
+            continue  # answered by `repeats`, once the first item of that key is stored
+        elif as_utc(item.device_time) - now > timedelta(seconds=policy.future_tolerance_seconds):
+            outcomes[n] = Outcome(
+                "rejected",
+                code="device_time_in_future",
+                field="device_time",
+                detail="device time is more than the tolerance ahead of the server",
+            )
+        else:
+            fresh[item.idempotency_key] = n
+    return outcomes, fresh
+
+
+def settle(
+    items: list[SignInCreate],
+    outcomes: list[Outcome | None],
+    fresh: dict[str, int],
+    created: list[dict[str, Any]],
+    winners: dict[str, dict[str, Any]],
+) -> None:
+    """The answers of the new keys once written: created, or the concurrent winner's."""
+    for r in created:
+        outcomes[fresh[r["idempotency_key"]]] = Outcome("created", body_of(r))
+    count_stored([body_of(r) for r in created])
+    for key, row in winners.items():
+        outcomes[fresh[key]] = answer(row, items[fresh[key]])
+
+
+def repeats(
+    items: list[SignInCreate], outcomes: list[Outcome | None], fresh: dict[str, int]
+) -> list[Outcome]:
+    """Each repeat of a key first seen in this same batch answers as that first item did
+    (a replay), or is a reused key when its body differs."""
+    for n, item in enumerate(items):
+        if outcomes[n] is None:
             first = items[fresh[item.idempotency_key]]
             same = request_hash(first) == request_hash(item)
             outcome = outcomes[fresh[item.idempotency_key]]
@@ -254,7 +285,24 @@ async def _evaluate(
     fences = await fences_of(session, [p.unit_id for p in postings])
     times = [as_utc(i.device_time) for i in items]
     track = await _track(session, cadre_id, min(times), max(times))
+    return evaluate(cadre_id, items, postings, fences, track, now, policy)
+
+
+def evaluate(
+    cadre_id: uuid.UUID,
+    items: list[SignInCreate],
+    postings: list,
+    fences: dict[uuid.UUID, Any],
+    track: list[tuple[datetime, float, float]],
+    now: datetime,
+    policy: AssessmentSettings,
+) -> list[dict[str, Any]]:
+    """The rows for new sign-ins, by device time, given the cadre's postings (newest
+    first), their units' fences and the cadre's stored sign-ins (device time, lat, lon;
+    sorted) from the one before the first item up to the last: each item is also the
+    previous sign-in of the next."""
     rows = []
+    times = [as_utc(i.device_time) for i in items]
     for item, moment in sorted(zip(items, times, strict=True), key=lambda pair: pair[1]):
         posting = posting_on(postings, local_datetime(moment).date())
         fence = fences.get(posting.unit_id) if posting is not None else None
