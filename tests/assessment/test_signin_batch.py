@@ -6,6 +6,7 @@ runs take the general path.
 """
 
 import asyncio
+import json
 import uuid
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import event, select
 
 from services.assessment.models import SignIn
+from services.assessment.schemas import SignInBatchResult, SignInCreate
 from services.assessment.service.signin_batch import event_bodies
 from services.assessment.service.signins import _event, judge
 from services.assessment.settings import AssessmentSettings
@@ -64,6 +66,10 @@ async def post_batch(system, cadre_id, items):
         URL, json={"items": items}, headers=system.headers(Role.cadre, cadre_id=cadre_id)
     )
     assert r.status_code == 200, r.text
+    # The bytes FastAPI would write through the response model (the route renders them
+    # itself with orjson).
+    contract = SignInBatchResult.model_validate(r.json()).model_dump(mode="json")
+    assert r.content == json.dumps(contract, ensure_ascii=False, separators=(",", ":")).encode()
     return r.json()["results"]
 
 
@@ -243,8 +249,6 @@ def test_event_bodies_are_what_envelope_for_writes():
     cadre_id = uuid.uuid4()
     now = datetime(2026, 11, 25, 2, 0, 0, 123456, tzinfo=UTC)
     actor = Actor(request_id="req-9", user_id=uuid.uuid4(), username="cadre-9")
-    from services.assessment.schemas import SignInCreate
-
     rows = [
         judge(
             cadre_id,
