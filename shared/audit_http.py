@@ -173,13 +173,28 @@ def _body(request: Request) -> Any:
     if "json" not in ctype:
         return {"content_type": ctype[:100], "bytes": len(raw)}
     try:
-        return _cut(orjson.loads(raw))
+        doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return {"bytes": len(raw)}
+    return _cut(doc, redact=not _plain(raw))
 
 
-def _cut(doc: Any) -> Any:
-    doc = _redact(doc)
+# The masked words as bytes: an ASCII JSON text without escapes that holds none of them
+# (in any case) has no key to mask, and skips the walk (a 500-item batch: ~2 ms of it).
+_WORDS = _SECRET_KEYS.pattern.split("|")
+_SECRET_WORDS = tuple(w.encode() for w in _WORDS) if all(re.escape(w) == w for w in _WORDS) else ()
+
+
+def _plain(raw: bytes) -> bool:
+    if not _SECRET_WORDS or not raw.isascii() or b"\\" in raw:
+        return False
+    lowered = raw.lower()
+    return not any(w in lowered for w in _SECRET_WORDS)
+
+
+def _cut(doc: Any, *, redact: bool = True) -> Any:
+    if redact:
+        doc = _redact(doc)
     flat = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
     return doc if len(flat) <= MAX_BODY else {"cut": flat[:MAX_BODY], "chars": len(flat)}
 

@@ -17,7 +17,7 @@ from sqlalchemy import event, select
 
 from services.assessment.models import SignIn
 from services.assessment.schemas import SignInBatchResult, SignInCreate
-from services.assessment.service.signin_batch import event_bodies
+from services.assessment.service.signin_batch import event_bodies, payload_json
 from services.assessment.service.signins import _event, judge
 from services.assessment.settings import AssessmentSettings
 from shared.audit import AUDIT, Actor
@@ -269,8 +269,9 @@ def test_event_bodies_are_what_envelope_for_writes():
         for posting in [None if posting is None else _posting()]
     ]
     for who in (actor, Actor()):
-        bodies = event_bodies(rows, cadre_id, now, who)
-        for row, (event_id, body, payload) in zip(rows, bodies, strict=True):
+        event_ids, bodies = event_bodies(rows, cadre_id, now, who)
+        assert len(set(event_ids)) == len(rows)
+        for row, event_id, body in zip(rows, event_ids, bodies, strict=True):
             env = envelope_for(
                 _event(row),
                 key=cadre_id,
@@ -280,9 +281,10 @@ def test_event_bodies_are_what_envelope_for_writes():
                 actor_id=who.user_id,
                 actor_name=who.username,
             )
+            assert uuid.UUID(event_id).version == 4
             expected = orjson.loads(encode(env)) | {"event_id": event_id}
             assert orjson.loads(body) == expected
-            assert payload == env.payload
+            assert payload_json(row, cadre_id) == env.payload
 
 
 def _posting():

@@ -338,3 +338,24 @@ def test_an_envelope_from_before_request_ids_still_decodes():
     }
     env = decode(orjson.dumps(old))
     assert (env.request_id, env.actor_id, env.actor_name) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"items": [{"idempotency_key": "k1", "lat": 25.0}, {"device_id": "phone-1"}]}',
+        b'{"Password": "x", "seq": 1}',
+        b'{"note": {"BANK_ACCOUNT": "6222"}}',
+        b'{"pass\\u0077ord": "escaped key"}',
+        '{"to\u212aen": "a Kelvin sign folds to k"}'.encode(),
+        b'{"items": [{"secret": 1}], "n": "plain"}',
+        b'{"value": "a token in a value only"}',
+    ],
+)
+def test_a_body_is_masked_alike_with_or_without_the_plain_text_shortcut(raw):
+    from types import SimpleNamespace
+
+    from shared.audit_http import _body, _cut
+
+    request = SimpleNamespace(_body=raw, headers={"content-type": "application/json"})
+    assert _body(request) == _cut(orjson.loads(raw), redact=True)

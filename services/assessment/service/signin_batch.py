@@ -20,6 +20,7 @@ decided inside the transaction, before anything is written. The events' bodies a
 with orjson, field for field what `envelope_for` + `encode` give (tested).
 """
 
+import os
 import uuid
 from datetime import datetime
 from types import SimpleNamespace
@@ -42,7 +43,7 @@ from services.assessment.service.signins import (
 )
 from services.assessment.settings import AssessmentSettings
 from shared import audit, tracing
-from shared.audit import Actor, current_actor, note_events
+from shared.audit import MAX_EVENTS_NOTED, Actor, current_actor, note_events
 from shared.audit_http import request_entry
 from shared.contracts.assessment import SignInRecorded
 from shared.events import topic_for
@@ -167,45 +168,56 @@ def _read(
     return stored, track, postings, fences
 
 
-def _utc_text(moment: datetime) -> str:
-    """A datetime as pydantic writes it in JSON (`Z` for UTC)."""
-    return orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode()
+def _payload(row: dict[str, Any], key: str) -> dict[str, Any]:
+    return {
+        "sign_in_id": str(row["id"]),
+        "cadre_id": key,
+        "device_time": row["device_time"],
+        "received_at": row["received_at"],
+        "status": row["status"],
+        "reasons": [r for r in row["reasons"].split(",") if r],
+        "counted": row["counted"],
+    }
+
+
+def payload_json(row: dict[str, Any], cadre_id: uuid.UUID) -> dict[str, Any]:
+    """A row's event payload as `model_dump(mode="json")` has it (what the audit row notes)."""
+    return orjson.loads(orjson.dumps(_payload(row, str(cadre_id)), option=orjson.OPT_UTC_Z))
 
 
 def event_bodies(
     rows: list[dict[str, Any]], cadre_id: uuid.UUID, now: datetime, actor: Actor
-) -> list[tuple[str, str, dict[str, Any]]]:
-    """(event id, outbox body, payload) of each row's `assessment.signin.recorded` event:
-    the document `encode(envelope_for(_event(row), ...))` writes, built without pydantic."""
-    key, traceparent, occurred_at = str(cadre_id), tracing.current(), _utc_text(now)
+) -> tuple[list[str], list[str]]:
+    """The event ids and outbox bodies of the rows' `assessment.signin.recorded` events:
+    the document `encode(envelope_for(_event(row), ...))` writes, built without pydantic
+    (orjson writes datetimes as pydantic does, `Z` for UTC)."""
+    key, traceparent = str(cadre_id), tracing.current()
     actor_id = str(actor.user_id) if actor.user_id is not None else None
-    out = []
-    for row in rows:
-        payload = {
-            "sign_in_id": str(row["id"]),
-            "cadre_id": key,
-            "device_time": _utc_text(row["device_time"]),
-            "received_at": _utc_text(row["received_at"]),
-            "status": row["status"],
-            "reasons": [r for r in row["reasons"].split(",") if r],
-            "counted": row["counted"],
-        }
-        event_id = str(uuid.uuid4())
-        envelope = {
-            "event_id": event_id,
-            "type": EVENT_TYPE,
-            "version": SignInRecorded.VERSION,
-            "occurred_at": occurred_at,
-            "producer": PRODUCER,
-            "key": key,
-            "payload": payload,
-            "request_id": actor.request_id,
-            "actor_id": actor_id,
-            "actor_name": actor.username,
-            "traceparent": traceparent,
-        }
-        out.append((event_id, orjson.dumps(envelope).decode(), payload))
-    return out
+    randomness = os.urandom(16 * len(rows))  # one read for all the uuid4s
+    ids = [
+        str(uuid.UUID(bytes=randomness[i : i + 16], version=4))
+        for i in range(0, len(randomness), 16)
+    ]
+    bodies = [
+        orjson.dumps(
+            {
+                "event_id": event_id,
+                "type": EVENT_TYPE,
+                "version": SignInRecorded.VERSION,
+                "occurred_at": now,
+                "producer": PRODUCER,
+                "key": key,
+                "payload": _payload(row, key),
+                "request_id": actor.request_id,
+                "actor_id": actor_id,
+                "actor_name": actor.username,
+                "traceparent": traceparent,
+            },
+            option=orjson.OPT_UTC_Z,
+        ).decode()
+        for row, event_id in zip(rows, ids, strict=True)
+    ]
+    return ids, bodies
 
 
 def _audit_args(request: Request, now: datetime, noted: list[Any]) -> list[Any]:
@@ -239,7 +251,7 @@ async def record_batch(
         rows = evaluate(cadre_id, new, postings, fences, track, now, policy)
         ended = sorted({m for r in rows for m in ended_weeks(r, now)})
         actor = current_actor(SimpleNamespace(info={"audit_request": request}))  # type: ignore[arg-type]
-        events = event_bodies(rows, cadre_id, now, actor)
+        event_ids, bodies = event_bodies(rows, cadre_id, now, actor)
         async with conn.transaction():
             if ended and await conn.fetchval(CLOSED, ended) is not None:
                 return None
@@ -251,8 +263,8 @@ async def record_batch(
                     cadre_id,
                     now,
                     [r["id"] for r in rows],
-                    [e[0] for e in events],
-                    [e[1] for e in events],
+                    event_ids,
+                    bodies,
                     topic_for(EVENT_TYPE),
                     str(cadre_id),
                     EVENT_TYPE,
@@ -270,10 +282,14 @@ async def record_batch(
                 if lost
                 else {}
             )
+            # The audit row names the first few events and counts them all.
             noted = [
-                SimpleNamespace(type=EVENT_TYPE, key=str(cadre_id), payload=e[2])
-                for r, e in zip(rows, events, strict=True)
-                if r["id"] in inserted
+                SimpleNamespace(
+                    type=EVENT_TYPE,
+                    key=str(cadre_id),
+                    payload=payload_json(r, cadre_id) if n < MAX_EVENTS_NOTED else None,
+                )
+                for n, r in enumerate(created)
             ]
             await conn.fetchval(AUDIT, *_audit_args(request, now, noted))
     settle(items, outcomes, fresh, created, winners)

@@ -9,6 +9,7 @@ seen before (even by a concurrent request) answers the first stored sign-in.
 import bisect
 import hashlib
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -179,9 +180,9 @@ async def _track(session: AsyncSession, cadre_id: uuid.UUID, first: datetime, la
 
 def count_stored(bodies: list[dict[str, Any]]) -> None:
     """The sign-ins counter of /assessment/metrics: one per stored sign-in and reason."""
-    for body in bodies:
-        for reason in body["reasons"] or [""]:
-            SIGN_INS_METRIC.labels("assessment", body["status"], reason).inc()
+    counts = Counter((b["status"], reason) for b in bodies for reason in b["reasons"] or [""])
+    for (status, reason), n in counts.items():
+        SIGN_INS_METRIC.labels("assessment", status, reason).inc(n)
 
 
 async def record(
@@ -248,9 +249,10 @@ def settle(
     winners: dict[str, dict[str, Any]],
 ) -> None:
     """The answers of the new keys once written: created, or the concurrent winner's."""
-    for r in created:
-        outcomes[fresh[r["idempotency_key"]]] = Outcome("created", body_of(r))
-    count_stored([body_of(r) for r in created])
+    bodies = [body_of(r) for r in created]
+    for r, body in zip(created, bodies, strict=True):
+        outcomes[fresh[r["idempotency_key"]]] = Outcome("created", body)
+    count_stored(bodies)
     for key, row in winners.items():
         outcomes[fresh[key]] = answer(row, items[fresh[key]])
 
