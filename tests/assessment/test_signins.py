@@ -341,8 +341,7 @@ async def test_batch_rows_go_in_one_statement(system, posted, backend):
     async with system.transaction("assessment") as s:
         commands = await s.scalar(
             text(
-                "SELECT count(DISTINCT (xmin::text, cmin::text)) FROM sign_ins"
-                " WHERE cadre_id = :c"
+                "SELECT count(DISTINCT (xmin::text, cmin::text)) FROM sign_ins WHERE cadre_id = :c"
             ),
             {"c": posted},
         )
