@@ -5,13 +5,14 @@ Every item says why (a reason), what it came from (the event behind it) and whic
 version priced it.
 """
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
 from uuid import UUID
+
+import orjson
 
 from services.incentives.policies import CENT, LEVEL_RANK, RUNG_KINDS, PolicyBook, PolicyKind
 from shared.clock import format_month, month_end
@@ -167,18 +168,19 @@ def carry_item(cadre_id: UUID, carry: Carry, to_month: str) -> Item:
 class Result:
     """Money identity: gross - deductions_applied = net, and total_deductions (every
     deduction of the month, a carried-in one included) = deductions_applied +
-    carried_forward. Net is never below zero; what it could not take is carried forward."""
+    carried_forward. Net is never below zero; what it could not take is carried forward.
+    A result is never changed once computed: its sums and JSON are computed once."""
 
     cadre_id: UUID
     month: str
     components: list[Item]
     deductions: list[Item]
 
-    @property
+    @cached_property
     def gross(self) -> Decimal:
         return sum((i.amount for i in self.components), ZERO)
 
-    @property
+    @cached_property
     def total_deductions(self) -> Decimal:
         return sum((i.amount for i in self.deductions), ZERO)
 
@@ -194,16 +196,12 @@ class Result:
     def net(self) -> Decimal:
         return self.gross - self.deductions_applied
 
-    @property
+    @cached_property
     def amounts(self) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
         """(gross, deductions_total, deductions_applied, carried_forward, net) of a line."""
-        return (
-            self.gross,
-            self.total_deductions,
-            self.deductions_applied,
-            self.carried_forward,
-            self.net,
-        )
+        gross, total = self.gross, self.total_deductions
+        applied = min(gross, total)
+        return (gross, total, applied, total - applied, gross - applied)
 
     def carry_out(self) -> Carry | None:
         if self.carried_forward <= 0:
@@ -211,7 +209,7 @@ class Result:
         versions = ",".join(sorted(split_versions(self.deductions)))
         return Carry(self.carried_forward, self.month, versions)
 
-    @property
+    @cached_property
     def policy_versions(self) -> list[str]:
         return sorted(split_versions(self.components + self.deductions))
 
@@ -228,9 +226,14 @@ class Result:
     @cached_property
     def items_json(self) -> str:
         """items_wire() as canonical JSON (what eligibility and its line store), once."""
-        return json.dumps(
-            self.items_wire(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
+        return canonical_json(self.items_wire())
+
+
+def canonical_json(value) -> str:
+    """Sorted keys, no spaces, UTF-8 as is: the text json.dumps(value, sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False) gives for str/int/bool/None/dict/list
+    values, by orjson (the string escapes are the same; test_rules checks it)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _days(first: date, last: date):
@@ -409,13 +412,13 @@ def compute(facts: CadreFacts, first: date, book: PolicyBook, carry: Carry | Non
 
     treatment = book.for_month(PolicyKind.deputy_section_treatment, first)
     if treatment:
-        why = honor_qualification(facts.honors, treatment.params, first.year)
         positions = set(treatment.params["positions"])
         days = sum(
             n
             for s, n in runs
             if s.category == "village_cadre" and s.active and s.position in positions
         )
+        why = days and honor_qualification(facts.honors, treatment.params, first.year)
         if why and days:
             monthly = treatment.amount("monthly")
             components.append(

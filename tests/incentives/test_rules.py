@@ -192,3 +192,25 @@ def test_a_revoked_entry_cancels_a_pending_action_not_a_carried_out_one():
     assert deductions("pending") == []
     assert deductions("carried_out") == [Decimal("1000.00")]
     assert deductions("cancelled") == []
+
+
+def test_items_json_is_the_canonical_json_text():
+    """Result.items_json (orjson) is byte for byte what json.dumps(sort_keys, compact,
+    ensure_ascii=False) writes, escapes included: every control character, quotes,
+    backslashes, and a sample of the rest of Unicode (surrogates have no UTF-8 form)."""
+    import json
+
+    from services.incentives.rules import canonical_json
+
+    chars = [chr(c) for c in range(0x100)] + ["\u2028", "\u2029", "\ufeff", "张", "😀"]
+    chars += [chr(c) for c in range(0x100, 0x110000, 997) if not 0xD800 <= c < 0xE000]
+    for ch in chars:
+        value = {"ä": [ch, 1, -2, True, None], "b": {"z": f"a{ch}b", "a": ""}, ch * 2: 0}
+        assert canonical_json(value) == json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ), repr(ch)
+    facts = CadreFacts(uuid.uuid4(), postings=[posted(date(2026, 1, 1))], unit_names={})
+    r = compute(facts, date(2026, 11, 1), book())
+    assert r.items_json == json.dumps(
+        r.items_wire(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )

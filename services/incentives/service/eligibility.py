@@ -116,14 +116,25 @@ async def carry_into(
             .limit(1)
         )
     ).one_or_none()
+    if gap_after(prev, first) and facts is None:
+        facts = (await load_facts(session, [cadre_id]))[cadre_id]
+    return carry_from(prev, first, book, facts)
+
+
+def gap_after(prev, first: date) -> bool:
+    """Whether months lie between a stored month carrying something and `first`."""
+    return stored_carry(prev) is not None and next_month(parse_month(prev.month)) < first
+
+
+def carry_from(prev, first: date, book: PolicyBook, facts: CadreFacts | None) -> Carry | None:
+    """What reaches `first` from `prev`, the cadre's latest stored month before it (the
+    months between computed from `facts`, needed when gap_after)."""
     carry = stored_carry(prev)
     if carry is None:
         return None
     gap = next_month(parse_month(prev.month))
     if gap >= first:
         return carry
-    if facts is None:
-        facts = (await load_facts(session, [cadre_id]))[cadre_id]
     return chain(facts, gap, date.fromordinal(first.toordinal() - 1), book, carry)[-1].carry_out()
 
 
