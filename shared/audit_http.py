@@ -29,11 +29,10 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import Table, false, or_, select
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from shared.audit import (
     AUDIT,
-    MUTATING,
     Entry,
     append,
     current_actor,
@@ -52,35 +51,11 @@ _SECRET_KEYS = re.compile(r"password|secret|token|id_card|bank_account", re.IGNO
 MAX_BODY = 4000
 
 
-class RequestIdMiddleware:
-    """Takes `X-Request-ID` when it is a sane token (1-64 of `A-Za-z0-9._:-`), else makes
-    one; puts it on `request.state.request_id` and on the response.
-    """
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        raw = request_id.encode()
-        status = 0
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = [*message.get("headers", []), (b"x-request-id", raw)]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-        if status == 403 and scope["method"] in MUTATING and "principal" in scope["state"]:
-            await record_refusal(Request(scope), status)
+def request_id_of(scope: Scope) -> str:
+    """`X-Request-ID` when it is a sane token (1-64 of `A-Za-z0-9._:-`), else a new one
+    (the HTTP edge, shared/edge.py, puts it on `request.state` and on the response)."""
+    given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 async def record_refusal(request: Request, status: int) -> None:

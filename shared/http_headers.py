@@ -9,7 +9,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.authz import PUBLIC
 
@@ -20,25 +19,14 @@ SECURITY_HEADERS = [
 ]
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
-                headers += SECURITY_HEADERS
-                if not any(k.lower() == b"cache-control" for k, _ in headers):
-                    headers.append((b"cache-control", b"no-store"))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def secured(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A response's headers with the security headers added and any `server` banner gone
+    (applied to every response by the HTTP edge, shared/edge.py)."""
+    out = [(k, v) for k, v in headers if k.lower() != b"server"]
+    out += SECURITY_HEADERS
+    if not any(k.lower() == b"cache-control" for k, _ in out):
+        out.append((b"cache-control", b"no-store"))
+    return out
 
 
 def docs_public(kernel) -> bool:

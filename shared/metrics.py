@@ -9,16 +9,14 @@ scrape-time gauges are that worker's view (the backlog is the database's, so the
 """
 
 import os
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 
-from shared import logs, tracing
+from shared import logs
 from shared.audit_http import template_of
 
 if TYPE_CHECKING:
@@ -57,47 +55,10 @@ BATCH_BUILD = Histogram(
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class RequestMetrics:
-    """ASGI middleware around every request: its server span (shared/tracing.py), its
-    latency by route template (never the raw path: ids would make a series per cadre;
-    unmatched paths share one `unmatched` route), and its access line with the request id
-    (shared/logs.py)."""
-
-    def __init__(self, app: Callable[..., Awaitable[None]]):
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_status(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        state = scope.setdefault("state", {})
-        token = logs.REQUEST_ID.set(state.get("request_id"))
-        parent = next(
-            (v.decode("latin-1") for k, v in scope["headers"] if k == b"traceparent"), None
-        )
-        with tracing.span(scope["method"], parent=parent, kind=SpanKind.SERVER) as span:
-            try:
-                await self.app(scope, receive, send_status)
-            finally:
-                route = _template(scope)
-                span.update_name(f"{scope['method']} {route}")
-                span.set_attribute("http.response.status_code", status)
-                _observe(scope, state, route, status, time.perf_counter() - start)
-                logs.REQUEST_ID.reset(token)
-
-
-def _observe(
+def observe_request(
     scope: dict[str, Any], state: dict[str, Any], route: str, status: int, seconds: float
 ) -> None:
+    """A request's latency by route template, and its access line (shared/logs.py)."""
     path = scope.get("path", "")
     service = path.split("/", 2)[1] if path.count("/") >= 2 else ""
     REQUESTS.labels(service, scope["method"], route, str(status)).observe(seconds)
@@ -113,7 +74,7 @@ def _observe(
     )
 
 
-def _template(scope: dict[str, Any]) -> str:
+def route_label(scope: dict[str, Any]) -> str:
     """`/registry/v1/cadres/{cadre_id}` for `/registry/v1/cadres/3f…`; never a raw path,
     whatever a client puts in it (an unmatched path is `unmatched`)."""
     return template_of(scope) or "unmatched"

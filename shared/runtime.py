@@ -22,20 +22,20 @@ from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit import MUTATING, ensure_pg_function
-from shared.audit_http import RequestIdMiddleware, audit_router, record_request
+from shared.audit_http import audit_router, record_request
 from shared.authz import PUBLIC
 from shared.clock import Clock
 from shared.contracts.registry import UserUpserted
 from shared.db import make_engine, make_sessionmaker
+from shared.edge import Edge
 from shared.errors import install_error_handlers
 from shared.events import Envelope, catalogue
 from shared.fieldcrypt import FieldCipher
-from shared.http_headers import SecurityHeaders, add_service_openapi, docs_public
+from shared.http_headers import add_service_openapi, docs_public
 from shared.inbox import ConsumerRunner, Handlers
 from shared.keys import KeyRing
 from shared.lanes import Lane, install_lanes
 from shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from shared.metrics import RequestMetrics
 from shared.metrics import render as render_metrics
 from shared.migrate import upgrade
 from shared.outbox import Relay, backlog
@@ -377,8 +377,6 @@ def build_app(
     if any(s.uses_field_key for s in specs):
         app.state.field_cipher = FieldCipher.from_settings(kernel)
     install_error_handlers(app)
-    app.add_middleware(RequestMetrics)
-    app.add_middleware(RequestIdMiddleware)
     # Every query parameter is declared (else 422 unknown_parameter) and no query or path
     # parameter carries a control character. Not on the operational routes (health,
     # metrics, version, keys, openapi): probes, scrapers and doc viewers may add their own.
@@ -397,7 +395,7 @@ def build_app(
             remember_query(ctx.original_route, ctx.dependant)
     for spec in specs:
         install_lanes(app, f"/{spec.name}", spec.lanes)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(Edge)  # request id, span, metric, access line, security headers
     return app
 
 
