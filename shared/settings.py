@@ -87,7 +87,8 @@ class KernelSettings(BaseSettings):
     # Logs (shared/logs.py): JSON lines by default; successful requests sampled.
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
-    access_log_sample: float = Field(default=1.0, ge=0, le=1)
+    # Successful, fast requests with an access line (errors and slow ones always have one).
+    access_log_sample: float = Field(default=0.01, ge=0, le=1)
     # Pruning horizons (shared/prune.py says why each is what it is).
     outbox_retention_days: float = 7
     inbox_retention_days: float = 45

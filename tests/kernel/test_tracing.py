@@ -64,6 +64,7 @@ def applied_judgements(series) -> float:
 
 
 async def test_a_late_sign_in_is_followed_to_the_incentives_handler(system, spans, lines):
+    system.kernel.access_log_sample = 1.0  # the sign-in's access line (by default 1 in 100)
     counted = applied_judgements(await scrape(system, "incentives"))
     before = await scrape(system, "assessment")
     r = await late_sign_in_reaching_incentives(system)
