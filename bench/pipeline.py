@@ -6,17 +6,28 @@ production polling settings (fetch.max.wait 500 ms, relay idle 5 s: the relay is
 each commit in its own process). Builds a county with `frontline simulate`'s code, then
 sends RATE events/s for SECONDS: sign-ins of the county's phones, and one finding in
 twenty (each finding opens an entry and an accountability action, so it changes its
-cadre's eligibility). A Kafka consumer on incentives' topic notes when each
-`incentives.eligibility.changed` arrives; a finding's latency is from its 201 to the first
-change of its cadre after it (so it includes incentives' relay and the broker, an upper
-bound). Then: how long until every outbox and consumer lag is back to 0, each service's
-idle CPU, and each service's peak RSS (sampled every second through the load).
+cadre's eligibility), 64 requests in flight at most.
+
+A watcher in a process of its own (the load generator's busy loop would delay it) reads
+assessment's and incentives' topics: a finding's latency runs from the earlier of its 201
+(as noted by the load generator) and its time in assessment (the entry event's
+occurred_at) to the arrival of the first `incentives.eligibility.changed` carrying the
+finding's request id (every event on the way carries it on). The stages between come from
+the records' CreateTime and the change's occurred_at. Then: how long until every outbox
+and consumer lag is back to 0, each service's idle CPU over 20 s, and each service's peak
+RSS (sampled every second through the load). The load average is printed with the table:
+on a shared machine read the figures with it. The accepted rate is a figure with a
+target: a p99 measured below the offered rate does not meet the target.
+
+BENCH_PROFILE=1 also records py-spy (raw stacks) of each service through the load.
 
   .venv/bin/python bench/pipeline.py [SECONDS] [RATE]      (default 60 200)
 """
 
 import asyncio
+import multiprocessing
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -98,11 +109,17 @@ async def inspector_headers(registry: httpx.AsyncClient, admin: dict) -> dict:
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
-async def watch(bootstrap: str, topic: str, seen: dict, ready: asyncio.Event) -> None:
+async def watch(bootstrap: str, topics: list[str], seen: dict, ready, stop) -> None:
+    """Every eligibility change on incentives' topic, by the request id it carries (the
+    finding's, passed on by each event on the way): when assessment's relay handed the
+    finding's negative entry to its producer (that record's CreateTime), when incentives
+    computed the change (its occurred_at), when incentives' relay handed it to the producer
+    (CreateTime) and when it arrived here; all are this machine's wall clock."""
     from aiokafka import AIOKafkaConsumer
 
+    entries: dict[str, tuple[float, float]] = {}
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=50
+        *topics, bootstrap_servers=bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=50
     )
     await consumer.start()
     try:
@@ -110,12 +127,47 @@ async def watch(bootstrap: str, topic: str, seen: dict, ready: asyncio.Event) ->
             await asyncio.sleep(0.1)
         await consumer.seek_to_end()
         ready.set()
-        async for msg in consumer:
-            env = orjson.loads(msg.value)
-            if env["type"] == "incentives.eligibility.changed":
-                seen.setdefault(env["payload"]["cadre_id"], []).append(time.monotonic())
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=200)
+            arrived = time.time()
+            for msg in (m for ms in batches.values() for m in ms):
+                kind = dict(msg.headers).get("type", b"").decode()
+                if kind not in (ENTRY, CHANGED):
+                    continue
+                env = orjson.loads(msg.value)
+                rid = env.get("request_id")
+                at = datetime.fromisoformat(env["occurred_at"]).timestamp()
+                if kind == ENTRY:
+                    entries.setdefault(rid, (msg.timestamp / 1000, at))
+                elif rid and rid not in seen:
+                    entry, accepted = entries.get(rid, (float("inf"), float("inf")))
+                    seen[rid] = (arrived, at, msg.timestamp / 1000, entry, accepted)
     finally:
         await consumer.stop()
+
+
+ENTRY, CHANGED = "assessment.negative_entry.recorded", "incentives.eligibility.changed"
+
+
+def watcher_process(bootstrap: str, topics: list[str], ready, stop, out) -> None:
+    """The watcher runs in a process of its own, so that the load generator's busy event
+    loop cannot delay when a change is seen."""
+    seen: dict = {}
+    asyncio.run(watch(bootstrap, topics, seen, ready, stop))
+    out.send(seen)
+
+
+def profile(stack: Stack, seconds: float) -> list[subprocess.Popen]:
+    """BENCH_PROFILE=1: py-spy on each service through the load (raw stacks in the log dir)."""
+    spy = str(Path(sys.executable).parent / "py-spy")
+    return [
+        subprocess.Popen(
+            [spy, "record", "-p", str(stack.procs[s].pid), "-d", str(int(seconds)), "-f", "raw",
+             "-o", str(stack.log_dir / f"{s}.pyspy.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for s in SERVICES
+    ]  # fmt: skip
 
 
 async def load(stack: Stack, bootstrap: str, seconds: float, rate: float) -> dict:
@@ -135,17 +187,22 @@ async def load(stack: Stack, bootstrap: str, seconds: float, rate: float) -> dic
     inspector = await inspector_headers(clients["registry"], admin)
     await settle(clients, 120)
 
-    seen: dict[str, list[float]] = {}
-    ready = asyncio.Event()
-    topic = f"s{stack.run_id}.frontline.incentives"
-    watcher = asyncio.create_task(watch(bootstrap, topic, seen, ready))
-    await asyncio.wait_for(ready.wait(), 60)
+    topics = [f"s{stack.run_id}.frontline.{s}" for s in ("assessment", "incentives")]
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Event(), ctx.Event()
+    results, sink = ctx.Pipe(duplex=False)
+    watcher = ctx.Process(target=watcher_process, args=(bootstrap, topics, ready, stop, sink))
+    watcher.start()
+    if not await asyncio.to_thread(ready.wait, 60):
+        raise RuntimeError("the watcher did not join incentives' topic")
 
     n = int(seconds * rate)
     now = datetime.now(LOCAL_TZ)
     stream = live_stream(county.phones, n, now)
-    findings: list[tuple[str, float]] = []
-    statuses: dict[int, int] = {}
+    findings: list[tuple[str, float]] = []  # (request id, wall time of its 201)
+    signin_ms: list[float] = []
+    statuses: dict[int | str, int] = {}
+    loads = [os.getloadavg()[0]]
     rss = {s: 0.0 for s in SERVICES}
     gate = asyncio.Semaphore(IN_FLIGHT)
     limits = httpx.Limits(max_connections=IN_FLIGHT)
@@ -153,32 +210,53 @@ async def load(stack: Stack, bootstrap: str, seconds: float, rate: float) -> dic
 
     async def one(i: int, phone, body: dict) -> None:
         async with gate:
-            if i % FINDING_EVERY == FINDING_EVERY - 1:
-                observed = (now - timedelta(hours=1)).isoformat()
-                finding = {
-                    "subject_type": "cadre", "subject_id": phone.cadre_id,
-                    "kind": "absent_from_post", "severity": "major", "observed_at": observed,
-                    "description": "not in the village on an unannounced visit",
-                    "evidence_urls": [],
-                }  # fmt: skip
-                r = await assessment.post(
-                    "/assessment/v1/findings", json=finding, headers=inspector
-                )
-                if r.status_code == 201:
-                    findings.append((phone.cadre_id, time.monotonic()))
-            else:
-                r = await assessment.post(
-                    "/assessment/v1/sign-ins", json=body, headers=phone.headers
-                )
-            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            t0 = time.monotonic()
+            try:
+                if i % FINDING_EVERY == FINDING_EVERY - 1:
+                    observed = (now - timedelta(hours=1)).isoformat()
+                    finding = {
+                        "subject_type": "cadre", "subject_id": phone.cadre_id,
+                        "kind": "absent_from_post", "severity": "major", "observed_at": observed,
+                        "description": "not in the village on an unannounced visit",
+                        "evidence_urls": [],
+                    }  # fmt: skip
+                    rid = uuid.uuid4().hex
+                    r = await assessment.post(
+                        "/assessment/v1/findings",
+                        json=finding,
+                        headers={**inspector, "X-Request-ID": rid},
+                    )
+                    if r.status_code == 201:
+                        findings.append((rid, time.time()))
+                else:
+                    r = await assessment.post(
+                        "/assessment/v1/sign-ins", json=body, headers=phone.headers
+                    )
+                    signin_ms.append((time.monotonic() - t0) * 1000)
+                status: int | str = r.status_code
+            except httpx.HTTPError as exc:  # counted, not fatal: the table says how many
+                status = type(exc).__name__
+            statuses[status] = statuses.get(status, 0) + 1
 
     async def sample_rss() -> None:
         while True:
             for s in SERVICES:
                 rss[s] = max(rss[s], group_rss_mb(stack.procs[s].pid))
+            loads.append(os.getloadavg()[0])
             await asyncio.sleep(1)
 
+    lags: list[float] = []
+
+    async def loop_lag() -> None:
+        """How late this process's loop wakes up: the 201s it times are that much late."""
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(0.05)
+            lags.append((time.monotonic() - t - 0.05) * 1000)
+
     sampler = asyncio.create_task(sample_rss())
+    lagger = asyncio.create_task(loop_lag())
+    spies = profile(stack, seconds) if os.environ.get("BENCH_PROFILE") else []
     start = time.monotonic()
     tasks = []
     for i, (phone, body) in enumerate(stream):
@@ -188,20 +266,34 @@ async def load(stack: Stack, bootstrap: str, seconds: float, rate: float) -> dic
         tasks.append(asyncio.create_task(one(i, phone, body)))
     await asyncio.gather(*tasks)
     sent_for = time.monotonic() - start
+    for spy in spies:
+        spy.wait()
     back_to_zero = await settle(clients, 60)
     await asyncio.sleep(1)  # the last changes reach the watcher
+    stop.set()
+    seen = await asyncio.to_thread(results.recv)
+    watcher.join()
     sampler.cancel()
-    watcher.cancel()
-    latencies = []
-    for cadre_id, at in findings:
-        after = [t for t in seen.get(str(cadre_id), []) if t >= at]
-        latencies.append(min(after) - at if after else float("inf"))
+    lagger.cancel()
+    latencies, upstream, relayed, consumed = [], [], [], []
+    for rid, noted in findings:
+        arrived, computed, published, entry, accepted = seen.get(rid, (float("inf"),) * 5)
+        # From the earlier of the 201 as noted here (late by this loop's lag) and the
+        # finding's time in assessment (its entry's occurred_at, before the commit).
+        at = min(noted, accepted)
+        latencies.append(arrived - at)
+        upstream.append(entry - at)
+        consumed.append(computed - entry)
+        relayed.append(published - computed)
     for c in clients.values():
         await c.aclose()
     await assessment.aclose()
     return {
-        "sent": n, "achieved_rate": n / sent_for, "statuses": statuses, "findings": len(findings),
-        "latencies": latencies, "back_to_zero": back_to_zero, "rss": rss,
+        "sent": n, "sent_for": sent_for, "statuses": statuses, "findings": len(findings),
+        "latencies": latencies, "upstream": upstream, "relayed": relayed, "rss": rss,
+        "consumed": consumed,
+        "back_to_zero": back_to_zero,
+        "signin_ms": signin_ms, "loads": loads, "lags": lags,
     }  # fmt: skip
 
 
@@ -211,6 +303,7 @@ def main(seconds: float, rate: float) -> int:
         stack = Stack(pg, kafka.bootstrap, Path(tempfile.mkdtemp(prefix="fl-pipe-")), extra_env=env)
         try:
             stack.up()
+            print(f"logs in {stack.log_dir}", flush=True)
             out = asyncio.run(load(stack, kafka.bootstrap, seconds, rate))
             time.sleep(5)
             pgids = {s: stack.procs[s].pid for s in SERVICES}
@@ -223,15 +316,38 @@ def main(seconds: float, rate: float) -> int:
         finally:
             stack.down()
             stack.drop_databases()
-    lat = out["latencies"]
+    lat, upstream = out["latencies"], out["upstream"]
     missing = sum(1 for v in lat if v == float("inf"))
-    print(f"sent {out['sent']} at {out['achieved_rate']:.0f}/s, statuses {out['statuses']},"
+    accepted = sum(n for st, n in out["statuses"].items() if st in (200, 201))
+    print(f"sent {out['sent']} in {out['sent_for']:.1f} s, statuses {out['statuses']},"
           f" findings {out['findings']}, no change seen for {missing}", flush=True)  # fmt: skip
+    loads = out["loads"]
     table = Table(f"Distributed pipeline on Apache Kafka, {rate:g} events/s for {seconds:g} s")
-    table.info("events sent / achieved rate", f"{out['sent']:,} / {out['achieved_rate']:.0f}/s")
-    table.info("finding -> eligibility changed, p50", f"{percentile(lat, 0.5) * 1000:,.0f} ms")
-    table.limit("finding -> eligibility changed, p99", percentile(lat, 0.99) * 1000, 1000, "ms",
-                f"{len(lat)} findings, {missing} unseen")  # fmt: skip
+    table.info("load average (1 min): start / peak / end of the load",
+               f"{loads[0]:.1f} / {max(loads):.1f} / {loads[-1]:.1f}")  # fmt: skip
+    achieved = accepted / out["sent_for"]
+    table.ratio("events accepted per second (201s over the run)", achieved, rate, 0.95, "/s",
+                "offered")  # fmt: skip
+    sm = out["signin_ms"]
+    table.info("sign-in POST p50 / p99 (assessment, 64 in flight)",
+               f"{percentile(sm, 0.5):,.0f} / {percentile(sm, 0.99):,.0f} ms")  # fmt: skip
+    table.info("load generator's event-loop lag p50 / p99",
+               f"{percentile(out['lags'], 0.5):,.0f} / {percentile(out['lags'], 0.99):,.0f} ms",
+               "how late it notes a 201")  # fmt: skip
+    up50, up99 = percentile(upstream, 0.5) * 1000, percentile(upstream, 0.99) * 1000
+    table.info("finding 201 -> assessment's relay published it, p50 / p99",
+               f"{up50:,.0f} / {up99:,.0f} ms", "its negative entry (CreateTime)")  # fmt: skip
+    cs = out["consumed"]
+    table.info("published -> incentives computed the change, p50 / p99",
+               f"{percentile(cs, 0.5) * 1000:,.0f} / {percentile(cs, 0.99) * 1000:,.0f} ms",
+               "broker, incentives consumer")  # fmt: skip
+    rl = out["relayed"]
+    table.info("incentives computed -> its relay published, p50 / p99",
+               f"{percentile(rl, 0.5) * 1000:,.0f} / {percentile(rl, 0.99) * 1000:,.0f} ms",
+               "rest of the transaction, commit, relay wake-up")  # fmt: skip
+    table.info("finding -> eligibility changed seen, p50", f"{percentile(lat, 0.5) * 1000:,.0f} ms")
+    table.limit("finding -> eligibility changed seen, p99", percentile(lat, 0.99) * 1000, 1000,
+                "ms", f"{len(lat)} findings, {missing} unseen, at {achieved:.0f}/s")  # fmt: skip
     table.limit("outbox and consumer lag back to 0 after", out["back_to_zero"], 5, "s")
     for s in SERVICES:
         table.limit(f"{s} idle CPU after", idle[s], 2, "%")
