@@ -80,6 +80,7 @@ class ConsumerRunner:
         retry_seconds: float = 0.2,
         backoff_max_seconds: float = 30.0,
         after_commit: Callable[[], None] | None = None,
+        parallel_partitions: bool = False,
     ):
         self.group = group
         self.handlers = handlers
@@ -90,6 +91,12 @@ class ConsumerRunner:
         self.retry_seconds = retry_seconds
         self.backoff_max_seconds = backoff_max_seconds
         self.after_commit = after_commit
+        # The partitions of one poll are applied side by side, each in its own order (keys
+        # never cross partitions, so order per key holds). Only for services whose
+        # handlers serialise what they share (incentives locks the cadre it recomputes)
+        # and on PostgreSQL (SQLite takes one writer at a time anyway).
+        self.parallel_partitions = parallel_partitions
+        self._keepalive = asyncio.Lock()
         self.applied = 0
         self.skipped = 0
         self.dead = 0
@@ -179,7 +186,8 @@ class ConsumerRunner:
             await asyncio.sleep(min(left, 1.0))
             if keepalive is not None:
                 with contextlib.suppress(Exception):
-                    await keepalive()
+                    async with self._keepalive:  # lanes backing off at once: one at a time
+                        await keepalive()
 
     async def _retrying(self, what: str, fn: Callable[[], Awaitable[Any]]) -> Any:
         """Run a broker operation (DLQ publish, commit) until it succeeds or fails for good."""
@@ -340,11 +348,28 @@ class ConsumerRunner:
             if gaps := getattr(consumer, "gaps", None):
                 self.gaps.extend(gaps)
                 gaps.clear()
+            lanes: dict[tuple[str, int], list[Message]] = {}
             for m in messages:
-                # After a long retry a rebalance may have given the partition to another
-                # member, which re-reads it from the last commit: leave the rest to it.
-                if owns is None or owns(m):
-                    await self._consume(m)
+                key = (m.topic, m.partition) if self.parallel_partitions else ("", 0)
+                lanes.setdefault(key, []).append(m)
+            if len(lanes) > 1:
+                tasks = [asyncio.create_task(self._lane(ms, owns)) for ms in lanes.values()]
+                try:
+                    await asyncio.gather(*tasks)
+                finally:  # one lane failed (or we were cancelled): stop the others too
+                    for t in tasks:
+                        t.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+            else:
+                for ms in lanes.values():
+                    await self._lane(ms, owns)
             if messages:
                 await self._retrying("committing offsets", lambda ms=messages: consumer.commit(ms))
                 self.seen.update(m.topic for m in messages)
+
+    async def _lane(self, messages: list[Message], owns) -> None:
+        for m in messages:
+            # After a long retry a rebalance may have given the partition to another
+            # member, which re-reads it from the last commit: leave the rest to it.
+            if owns is None or owns(m):
+                await self._consume(m)

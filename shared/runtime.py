@@ -70,6 +70,9 @@ class ServiceSpec:
     uses_field_key: bool = False
     # Hot routes served ahead of FastAPI's routing, each like its declared twin (shared/lanes.py).
     lanes: list[Lane] = field(default_factory=list)
+    # Its handlers serialise what partitions share, so a poll's partitions may be applied
+    # side by side on PostgreSQL (shared/inbox.py, ConsumerRunner).
+    parallel_partitions: bool = False
 
 
 class ServiceRuntime:
@@ -109,6 +112,8 @@ class ServiceRuntime:
             retry_seconds=kernel.consumer_retry_seconds,
             backoff_max_seconds=kernel.consumer_backoff_max_seconds,
             after_commit=self.relay.wake,
+            parallel_partitions=spec.parallel_partitions
+            and self.engine.dialect.name == "postgresql",
         )
         self.tasks: list[asyncio.Task] = []
         # Called on stop, before the engine is disposed (pools a service opened itself).

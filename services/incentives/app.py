@@ -30,6 +30,8 @@ spec = ServiceSpec(
     on_start=on_start,
     unit_closure=models.unit_ancestors,
     uses_field_key=True,
+    # Every handler that recomputes a cadre locks it first (eligibility.lock_cadre).
+    parallel_partitions=True,
 )
 
 

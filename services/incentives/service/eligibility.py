@@ -3,13 +3,14 @@ it changes, and carried into the month's draft batch (or, once that month is loc
 an adjustment line of the next open batch)."""
 
 import json
+import zlib
 from datetime import date, datetime
 from uuid import UUID
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.incentives.models import eligibility, postings
+from services.incentives.models import cadres, eligibility, postings
 from services.incentives.policies import PolicyBook
 from services.incentives.rules import CARRIED_FORWARD, CadreFacts, Carry, Result, compute, fmt
 from services.incentives.service import lines as line_service
@@ -17,6 +18,7 @@ from services.incentives.service.facts import cadre_names, load_book, load_facts
 from shared.bulk import fetch, upsert_rows
 from shared.clock import Clock, format_month, month_end, parse_month
 from shared.contracts.incentives import EligibilityChanged
+from shared.db import is_postgres
 from shared.errors import Forbidden
 from shared.outbox import add_event_dicts
 
@@ -266,6 +268,27 @@ async def store(
     return changed
 
 
+CADRE_LOCK = 0x454C  # "EL": the class of the advisory lock below
+
+
+async def lock_cadre(session: AsyncSession, cadre_id: UUID) -> None:
+    """One recompute of a cadre at a time (PostgreSQL), until commit: transactions applying
+    events of one cadre side by side (replicas, or a consumer's partitions in parallel)
+    would otherwise each compute without the other's uncommitted fact, and the last to
+    commit would store a result missing one. Whoever waits reads the other's facts once it
+    has the lock (READ COMMITTED: each statement sees what was committed before it).
+
+    The lock is the cadre's projection row (row locks take no room in PostgreSQL's lock
+    table, so a rename recomputing thousands of cadres is fine); a cadre not projected yet
+    gets an advisory lock instead."""
+    if not is_postgres(session):
+        return
+    row = select(cadres.c.cadre_id).where(cadres.c.cadre_id == cadre_id).with_for_update()
+    if await session.scalar(row) is None:
+        key = zlib.crc32(str(cadre_id).encode()) - 2**31  # int4
+        await session.execute(select(func.pg_advisory_xact_lock(CADRE_LOCK, key)))
+
+
 async def refresh_cadre(
     session: AsyncSession, cadre_id: UUID, *, since: date, until: date | None = None
 ) -> None:
@@ -277,6 +300,7 @@ async def refresh_cadre(
     reaches the next; of those, a month is stored when it was due anyway or takes a carry.
     """
     await line_service.share_guard(session)
+    await lock_cadre(session, cadre_id)
     book = await load_book(session)
     # Nothing is due before the first policy version: an honor of 1999 starts there.
     since = max(since, book.earliest or since)
