@@ -186,7 +186,7 @@ class ConsumerRunner:
             await asyncio.sleep(min(left, 1.0))
             if keepalive is not None:
                 with contextlib.suppress(Exception):
-                    async with self._keepalive:  # lanes backing off at once: one at a time
+                    async with self._keepalive:  # partitions backing off at once: one at a time
                         await keepalive()
 
     async def _retrying(self, what: str, fn: Callable[[], Awaitable[Any]]) -> Any:
@@ -348,26 +348,26 @@ class ConsumerRunner:
             if gaps := getattr(consumer, "gaps", None):
                 self.gaps.extend(gaps)
                 gaps.clear()
-            lanes: dict[tuple[str, int], list[Message]] = {}
+            parts: dict[tuple[str, int], list[Message]] = {}
             for m in messages:
                 key = (m.topic, m.partition) if self.parallel_partitions else ("", 0)
-                lanes.setdefault(key, []).append(m)
-            if len(lanes) > 1:
-                tasks = [asyncio.create_task(self._lane(ms, owns)) for ms in lanes.values()]
+                parts.setdefault(key, []).append(m)
+            if len(parts) > 1:
+                tasks = [asyncio.create_task(self._in_order(ms, owns)) for ms in parts.values()]
                 try:
                     await asyncio.gather(*tasks)
-                finally:  # one lane failed (or we were cancelled): stop the others too
+                finally:  # one partition failed (or we were cancelled): stop the others too
                     for t in tasks:
                         t.cancel()
                     await asyncio.gather(*tasks, return_exceptions=True)
             else:
-                for ms in lanes.values():
-                    await self._lane(ms, owns)
+                for ms in parts.values():
+                    await self._in_order(ms, owns)
             if messages:
                 await self._retrying("committing offsets", lambda ms=messages: consumer.commit(ms))
                 self.seen.update(m.topic for m in messages)
 
-    async def _lane(self, messages: list[Message], owns) -> None:
+    async def _in_order(self, messages: list[Message], owns) -> None:
         for m in messages:
             # After a long retry a rebalance may have given the partition to another
             # member, which re-reads it from the last commit: leave the rest to it.

@@ -92,7 +92,7 @@ async def test_partitions_side_by_side_keep_order_per_key_and_apply_once(
     assert side_by_side["most"] > 1
 
 
-async def test_side_by_side_a_poison_event_goes_to_the_dlq_and_its_lane_goes_on(
+async def test_side_by_side_a_poison_event_goes_to_the_dlq_and_its_partition_goes_on(
     kernel, pg_database_url, side_by_side
 ):
     async with running(kernel, pg_database_url) as (app, client):
