@@ -11,15 +11,22 @@ import uuid
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
+import asyncpg
 import orjson
 import pytest
 from sqlalchemy import event, select
 
 from services.assessment.models import SignIn
 from services.assessment.schemas import SignInBatchResult, SignInCreate
-from services.assessment.service.signin_batch import event_bodies, payload_json
+from services.assessment.service.signin_batch import (
+    WRITE_AUDITED,
+    event_bodies,
+    payload_json,
+    write_args,
+)
 from services.assessment.service.signins import _event, judge
 from services.assessment.settings import AssessmentSettings
+from shared import audit
 from shared.audit import AUDIT, Actor
 from shared.contracts.enums import Role
 from shared.events import encode, envelope_for
@@ -292,3 +299,61 @@ def _posting():
         posting_id, unit_id = uuid.uuid4(), uuid.uuid4()
 
     return Posting
+
+
+async def test_the_one_statement_write_writes_nothing_when_a_key_was_taken(
+    system, village, backend
+):
+    """The guard behind the one-statement write: a key stored meanwhile by another request
+    makes it fail having written nothing (the batch then answers that key as a replay in a
+    transaction of its own). SQLite has no such statement."""
+    pool = system.runtime("assessment").signin_pool
+    assert (pool is not None) == (backend == "postgres")
+    if pool is None:
+        return
+    c = await f.posted_cadre(system, village)
+    [taken] = await post_batch(system, c, [f.sign_in_body(c, f.local(2026, 11, 24, 9), key="k1")])
+    policy, now = AssessmentSettings(), NOW.astimezone(UTC)
+    rows = [
+        judge(
+            c,
+            SignInCreate.model_validate(f.sign_in_body(c, at, key=k)),
+            at.astimezone(UTC),
+            None,
+            None,
+            None,
+            now,
+            policy,
+        )
+        for k, at in (("k1", f.local(2026, 11, 24, 9)), ("k2", f.local(2026, 11, 24, 10)))
+    ]
+    event_ids, bodies = event_bodies(rows, c, now, Actor())
+    entry = audit.Entry(at=now, kind="request", action=f"POST {URL}")
+
+    async def counts():
+        async with pool.acquire() as conn:
+            return await conn.fetchrow(
+                "SELECT (SELECT count(*) FROM sign_ins) s, (SELECT count(*) FROM outbox) o,"
+                " (SELECT count(*) FROM audit_log) a"
+            )
+
+    before = await counts()
+    async with pool.acquire() as conn:
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            await conn.fetchval(
+                WRITE_AUDITED,
+                *write_args(rows, c, now, event_ids, bodies),
+                *audit.asyncpg_args(entry),
+                len(rows),
+            )
+        # Without the taken key the same statement writes the row, its event and the audit row.
+        event_ids, bodies = event_bodies(rows[1:], c, now, Actor())
+        await conn.fetchval(
+            WRITE_AUDITED,
+            *write_args(rows[1:], c, now, event_ids, bodies),
+            *audit.asyncpg_args(entry),
+            1,
+        )
+    after = await counts()
+    assert tuple(after) == (before["s"] + 1, before["o"] + 1, before["a"] + 1)
+    assert taken["idempotency_key"] == "k1"

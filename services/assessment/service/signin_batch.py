@@ -7,10 +7,13 @@ This path gives the same answers with the hot path's own pool (`runtime.signin_p
 1. one read: the rows already stored under the batch's keys, the cadre's sign-ins from
    the one before the batch's first device time up to its last (the track that travel is
    judged against), and every posting of the cadre with its fence;
-2. one transaction: the new sign-ins and their outbox rows in one statement
-   (`INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING`, the outbox rows
-   joined to the sign-ins actually inserted), then the request's audit row through the
-   server-side audit function, last before the commit.
+2. one write: the new sign-ins, their outbox rows and the request's audit row in one
+   statement (`INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING`, the
+   outbox rows joined to the sign-ins actually inserted, the server-side audit function
+   called when every row went in), so the audit chain's lock is never held across a
+   client round trip. When a concurrent request stored some of the keys first, that
+   statement fails having written nothing, and a transaction writes the rest and an
+   audit row naming only their events.
 
 Flags, the idempotency answers (replays, reused keys, repeats within the batch) and the
 order of the answers come from the same functions as the general path (`triage`,
@@ -32,7 +35,7 @@ from fastapi import Request
 
 from services.assessment.schemas import SignInCreate
 from services.assessment.service.common import PRODUCER, as_utc
-from services.assessment.service.signin_fast import AUDIT_CALL
+from services.assessment.service.signin_fast import AUDIT_CALL, AUDIT_FUNCTION
 from services.assessment.service.signins import (
     Outcome,
     ended_weeks,
@@ -120,6 +123,20 @@ out AS (
    ORDER BY o.n)
 SELECT id FROM ins
 """
+# The same and the request's audit row in one statement (one implicit transaction, so the
+# audit chain's lock is held inside the server only, never across a client round trip),
+# when every row went in; else it fails (division by zero) having written nothing, and
+# the transaction below answers the keys a concurrent request stored first.
+_A = _N + 10
+WRITE_AUDITED = WRITE.replace(
+    "SELECT id FROM ins\n",
+    f"""n AS (SELECT count(*) AS c FROM ins)
+SELECT CASE WHEN n.c = ${_A + 12}::bigint
+            THEN {AUDIT_FUNCTION}({", ".join(f"${_A + i}" for i in range(12))})
+            ELSE (1 / (n.c - n.c))::integer END
+  FROM n
+""",
+).replace("   ORDER BY o.n)\n", "   ORDER BY o.n),\n")
 CLOSED = "SELECT monday FROM weeks WHERE monday = ANY($1::date[]) LIMIT 1"
 STORED = """
 SELECT id, idempotency_key, device_time, received_at, status, reasons, request_hash
@@ -229,6 +246,40 @@ def _audit_args(request: Request, now: datetime, noted: list[Any]) -> list[Any]:
     return audit.asyncpg_args(request_entry(SimpleNamespace(info=info), request, now))
 
 
+def write_args(
+    rows: list[dict[str, Any]],
+    cadre_id: uuid.UUID,
+    now: datetime,
+    event_ids: list[str],
+    bodies: list[str],
+) -> list[Any]:
+    """WRITE's arguments: the rows' columns as arrays, then their outbox rows."""
+    return [
+        *([r[c] for r in rows] for c, _ in ARRAYS),
+        cadre_id,
+        now,
+        [r["id"] for r in rows],
+        event_ids,
+        bodies,
+        topic_for(EVENT_TYPE),
+        str(cadre_id),
+        EVENT_TYPE,
+        now,
+    ]
+
+
+def _noted(created: list[dict[str, Any]], cadre_id: uuid.UUID) -> list[Any]:
+    """The events the audit row notes: it names the first few and counts them all."""
+    return [
+        SimpleNamespace(
+            type=EVENT_TYPE,
+            key=str(cadre_id),
+            payload=payload_json(r, cadre_id) if n < MAX_EVENTS_NOTED else None,
+        )
+        for n, r in enumerate(created)
+    ]
+
+
 async def record_batch(
     pool: asyncpg.Pool,
     request: Request,
@@ -252,25 +303,25 @@ async def record_batch(
         ended = sorted({m for r in rows for m in ended_weeks(r, now)})
         actor = current_actor(SimpleNamespace(info={"audit_request": request}))  # type: ignore[arg-type]
         event_ids, bodies = event_bodies(rows, cadre_id, now, actor)
+        written = write_args(rows, cadre_id, now, event_ids, bodies)
+        if not ended:  # the usual case: one statement
+            audited = _audit_args(request, now, _noted(rows, cadre_id))
+            try:
+                if rows:
+                    await conn.fetchval(WRITE_AUDITED, *written, *audited, len(rows))
+                else:
+                    await conn.fetchval(AUDIT, *audited)
+            except asyncpg.DivisionByZeroError:
+                pass  # some keys were stored meanwhile: nothing written, see below
+            else:
+                settle(items, outcomes, fresh, rows, {})
+                return repeats(items, outcomes, fresh)
         async with conn.transaction():
             if ended and await conn.fetchval(CLOSED, ended) is not None:
                 return None
             inserted: set[uuid.UUID] = set()
             if rows:
-                written = await conn.fetch(
-                    WRITE,
-                    *([r[c] for r in rows] for c, _ in ARRAYS),
-                    cadre_id,
-                    now,
-                    [r["id"] for r in rows],
-                    event_ids,
-                    bodies,
-                    topic_for(EVENT_TYPE),
-                    str(cadre_id),
-                    EVENT_TYPE,
-                    now,
-                )
-                inserted = {w["id"] for w in written}
+                inserted = {w["id"] for w in await conn.fetch(WRITE, *written)}
             created = [r for r in rows if r["id"] in inserted]
             lost = [r["idempotency_key"] for r in rows if r["id"] not in inserted]
             # A concurrent request stored these keys first: its answer is the answer.
@@ -282,16 +333,7 @@ async def record_batch(
                 if lost
                 else {}
             )
-            # The audit row names the first few events and counts them all.
-            noted = [
-                SimpleNamespace(
-                    type=EVENT_TYPE,
-                    key=str(cadre_id),
-                    payload=payload_json(r, cadre_id) if n < MAX_EVENTS_NOTED else None,
-                )
-                for n, r in enumerate(created)
-            ]
-            await conn.fetchval(AUDIT, *_audit_args(request, now, noted))
+            await conn.fetchval(AUDIT, *_audit_args(request, now, _noted(created, cadre_id)))
     settle(items, outcomes, fresh, created, winners)
     return repeats(items, outcomes, fresh)
 
