@@ -15,9 +15,10 @@ local date with its fence), the flags from `signins.judge`, then the sign-in, it
 row and its audit row (the kernel's chained INSERT), `COMMIT`. That is well under a
 millisecond: WAL with synchronous=NORMAL does not sync on commit, and this connection
 leaves checkpoints to the pool's (`wal_autocheckpoint=0`; every 200 commits it asks a
-pool connection, in its thread, for one), so no fsync happens on the loop. The lock is never waited for on the loop: the connection's busy timeout is 0, and
-when another connection holds the write lock the attempt is rolled back and retried after
-a short asynchronous sleep. No await happens inside the transaction, so two sign-ins of
+pool connection, in its thread, for one), so no fsync happens on the loop. The lock is
+never waited for on the loop: the connection's busy timeout is 0, and when another
+connection holds the write lock the attempt is rolled back and retried after a short
+asynchronous sleep, in arrival order. No await happens inside the transaction, so two sign-ins of
 one key are serialised here, and against the general path (the batch, an ended week) the
 (cadre, key) unique constraint decides as it does there. Statements are prepared once
 (sqlite3's statement cache); values are bound with the column types' own SQLAlchemy
