@@ -41,7 +41,7 @@ migration: $(STAMP) ## new Alembic revision: make migration SERVICE=registry MSG
 	$(BIN)/python -m shared.migrate revision $(SERVICE) "$(MSG)"
 
 bench: $(STAMP) ## every benchmark: one table each (figure, same-run reference, ratio, target)
-	@failed=""; for b in signin_ratio.py idle_cpu.py idle_cpu_kafka.py "week_close.py 10000 40000" \
+	@failed=""; for b in signin_ratio.py signin_cpu.py idle_cpu.py idle_cpu_kafka.py "week_close.py 10000 40000" \
 		"month_close.py" pipeline.py audit_append.py xlsx_import.py; do \
 		echo "== bench/$$b"; $(BIN)/python bench/$$b || failed="$$failed, $$b"; done; \
 	test -z "$$failed" || { echo "bench: these exited non-zero (a crash, or a miss):$${failed#,}"; exit 1; }

@@ -6,7 +6,9 @@ simulate`'s phone model for 100 cadres, at:
   2. `frontline run` (embedded, local bus) on PostgreSQL;
   3. `frontline run` on SQLite (the `make run` default), against figure 2.
 Then the offline batch: 500 items per request, 4 in flight, against asyncpg `executemany`
-of the same rows.
+of the same rows. Each server gets one unmeasured second of the same load first, so the
+figures are its steady state (`warm_up`); `signin_cpu.py` measures CPU per sign-in, the
+steadier figure on a busy machine.
 
   .venv/bin/python bench/signin_ratio.py [SECONDS]
 """
@@ -41,6 +43,7 @@ CADRES = 100
 CONNECTIONS = 64
 BATCH = 500
 BATCH_IN_FLIGHT = 4
+WARM_UP_SECONDS = 1
 BATCH_REQUESTS = 24  # 8 in a short run (SECONDS < 10): two rounds of 4 in flight
 STARTED = time.monotonic()
 
@@ -62,6 +65,13 @@ def singles(phones, n: int) -> list[tuple[str, str, bytes]]:
         ("/assessment/v1/sign-ins", p.token, orjson.dumps(body))
         for p, body in live_stream(phones, n, now)
     ]
+
+
+def warm_up(url: str, phones) -> None:
+    """One unmeasured second of the same load on each server before its measured run, so
+    that the figures are the steady state, not pools filling and statements being prepared
+    (the first second alone made most of the p99 of a cold run)."""
+    wrk(url, singles(phones, 3000), connections=CONNECTIONS, seconds=WARM_UP_SECONDS)
 
 
 def batches(phones, count: int) -> list[tuple[object, list[dict]]]:
@@ -165,6 +175,8 @@ def main(seconds: int) -> None:
                 phones = county(url, cadres).phones
                 stage("county built")
                 requests = singles(phones, 3000 * seconds)
+                warm_up(ref_url, phones)
+                warm_up(url, phones)
                 ref = wrk(ref_url, requests, connections=CONNECTIONS, seconds=seconds)
                 pg = wrk(url, requests, connections=CONNECTIONS, seconds=seconds)
                 print(f"reference {ref}\nfrontline {pg}", file=sys.stderr)
@@ -177,6 +189,7 @@ def main(seconds: int) -> None:
         with frontline(None, tmp) as (lite_url, _):
             stage("SQLite server up")
             lite_phones = county(lite_url, cadres).phones
+            warm_up(lite_url, lite_phones)
             lite = wrk(
                 lite_url,
                 singles(lite_phones, 1000 * seconds),
