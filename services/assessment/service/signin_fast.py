@@ -32,23 +32,21 @@ from sqlalchemy.engine import make_url
 
 from services.assessment.schemas import SignInCreate
 from services.assessment.service import signin_lite
-from services.assessment.service.common import PRODUCER, as_utc
+from services.assessment.service.common import as_utc
 from services.assessment.service.signins import (
     Outcome,
-    _event,
     answer,
     body_of,
     count_stored,
-    ended_weeks,
-    judge,
+    judged,
     record,
 )
 from services.assessment.settings import AssessmentSettings
 from shared import audit
-from shared.audit import current_actor, note_events
+from shared.audit import note_events
 from shared.audit_http import record_request, request_entry
 from shared.clock import local_datetime
-from shared.events import Envelope, envelope_for
+from shared.events import Envelope
 from shared.outbox import outbox_row
 
 READ = """
@@ -195,19 +193,10 @@ async def record_one(
                         fence_lon=r["fence_lon"],
                         fence_radius_m=r["fence_radius_m"],
                     )
-        row = judge(cadre_id, item, moment, posting, fence, previous, now, policy)
-        if ended_weeks(row, now):
+        new = judged(request, cadre_id, item, moment, posting, fence, previous, now, policy)
+        if new is None:
             return None
-        actor = current_actor(SimpleNamespace(info={"audit_request": request}))  # type: ignore[arg-type]
-        envelope = envelope_for(
-            _event(row),
-            key=cadre_id,
-            producer=PRODUCER,
-            occurred_at=now,
-            request_id=actor.request_id,
-            actor_id=actor.user_id,
-            actor_name=actor.username,
-        )
+        row, envelope = new
         event = outbox_row(envelope)
         written = await conn.fetchval(
             WRITE,

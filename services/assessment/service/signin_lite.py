@@ -38,23 +38,20 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.assessment.schemas import SignInCreate
-from services.assessment.service.common import POSTINGS, PRODUCER, SIGN_INS, as_utc
+from services.assessment.service.common import POSTINGS, SIGN_INS, as_utc
 from services.assessment.service.signins import (
     Outcome,
-    _event,
     answer,
     body_of,
     count_stored,
-    ended_weeks,
-    judge,
+    judged,
 )
 from services.assessment.settings import AssessmentSettings
 from shared import audit
-from shared.audit import current_actor, note_events
+from shared.audit import note_events
 from shared.audit_http import request_entry
 from shared.clock import local_datetime
 from shared.db import prepare_sqlite
-from shared.events import envelope_for
 from shared.outbox import OUTBOX, outbox_row
 
 COLUMNS = (
@@ -267,19 +264,10 @@ async def record_one(
                 fence = SimpleNamespace(
                     fence_lat=found[2], fence_lon=found[3], fence_radius_m=found[4]
                 )
-        row = judge(cadre_id, item, moment, posting, fence, previous, now, policy)
-        if ended_weeks(row, now):
+        new = judged(request, cadre_id, item, moment, posting, fence, previous, now, policy)
+        if new is None:
             return None
-        actor = current_actor(SimpleNamespace(info={"audit_request": request}))  # type: ignore[arg-type]
-        envelope = envelope_for(
-            _event(row),
-            key=cadre_id,
-            producer=PRODUCER,
-            occurred_at=now,
-            request_id=actor.request_id,
-            actor_id=actor.user_id,
-            actor_name=actor.username,
-        )
+        row, envelope = new
         written = conn.execute(
             INSERT, [f(row[c]) for c, f in zip(COLUMNS, t.sign_in, strict=True)]
         ).rowcount

@@ -12,6 +12,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.assessment.schemas import SignInCreate
 from services.assessment.service import presence
 from services.assessment.service.common import (
+    PRODUCER,
     SIGN_INS,
     WEEKS,
     as_utc,
@@ -33,11 +35,13 @@ from services.assessment.service.common import (
     week_of,
 )
 from services.assessment.settings import AssessmentSettings
+from shared.audit import current_actor
 from shared.clock import local_datetime, week_end_moment
 from shared.contracts.assessment import SignInRecorded
 from shared.contracts.enums import SignInReason, SignInStatus
 from shared.db import insert_ignore
 from shared.errors import Conflict, InvalidInput
+from shared.events import Envelope, envelope_for
 from shared.metrics import SIGN_INS as SIGN_INS_METRIC
 
 REASON_ORDER = list(SignInReason)
@@ -378,6 +382,36 @@ def ended_weeks(row: dict[str, Any], now: datetime) -> list[date]:
         return []
     dates = (row["local_date"], row["day_date"], row["night_date"])
     return [m for m in {week_of(d) for d in dates if d is not None} if week_end_moment(m) <= now]
+
+
+def judged(
+    request: Any,
+    cadre_id: uuid.UUID,
+    item: SignInCreate,
+    moment: datetime,
+    posting: Any,
+    fence: Any,
+    previous: tuple[datetime, float, float] | None,
+    now: datetime,
+    policy: AssessmentSettings,
+) -> tuple[dict[str, Any], Envelope] | None:
+    """A new sign-in's row (`judge`) and its event's envelope, naming the request's actor;
+    None when it counts in a week that has ended (the general path re-judges that week).
+    What the single sign-in's fast paths, PostgreSQL and SQLite, share."""
+    row = judge(cadre_id, item, moment, posting, fence, previous, now, policy)
+    if ended_weeks(row, now):
+        return None
+    actor = current_actor(SimpleNamespace(info={"audit_request": request}))  # type: ignore[arg-type]
+    envelope = envelope_for(
+        _event(row),
+        key=cadre_id,
+        producer=PRODUCER,
+        occurred_at=now,
+        request_id=actor.request_id,
+        actor_id=actor.user_id,
+        actor_name=actor.username,
+    )
+    return row, envelope
 
 
 def _event(row: dict[str, Any]) -> SignInRecorded:
