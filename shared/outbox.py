@@ -38,7 +38,7 @@ from shared.audit import MAX_EVENTS_NOTED, audit_table, current_actor, note_even
 from shared.bulk import insert_rows
 from shared.clock import Clock
 from shared.db import is_postgres
-from shared.events import Envelope, EventPayload, decode, encode, envelope_for, topic_for
+from shared.events import Envelope, EventPayload, decode, encode, topic_for
 from shared.failures import describe, is_transient
 from shared.transport import Record, Transport
 
@@ -105,6 +105,27 @@ class _Noted(NamedTuple):
     payload: dict[str, Any]
 
 
+def _head(
+    session: AsyncSession, kind: type[EventPayload], *, producer: str, occurred_at: datetime
+) -> Envelope:
+    """The envelope every event of `kind` written in this transaction shares: its key,
+    payload (left empty here) and event id are each event's own; the actor and trace
+    context are those of the request or event the transaction serves."""
+    actor = current_actor(session)
+    return Envelope(
+        type=kind.TYPE,
+        version=kind.VERSION,
+        occurred_at=occurred_at,
+        producer=producer,
+        key="",
+        payload={},
+        request_id=actor.request_id,
+        actor_id=actor.user_id,
+        actor_name=actor.username,
+        traceparent=tracing.current(),
+    )
+
+
 async def add_events(
     session: AsyncSession,
     items: list[tuple[EventPayload, Any]],
@@ -117,25 +138,12 @@ async def add_events(
     The rows are those of `outbox_row(envelope_for(...))`, byte for byte, built with one
     envelope model per payload type rather than one per event (a week close files
     thousands of entries and actions)."""
-    actor = current_actor(session)  # the request or event this transaction serves
     heads: dict[type[EventPayload], tuple[str, datetime, dict[str, Any]]] = {}
-    trace = tracing.current()
     rows, noted = [], []
     for payload, key in items:
         kind = type(payload)
         if kind not in heads:
-            head = Envelope(
-                type=kind.TYPE,
-                version=kind.VERSION,
-                occurred_at=occurred_at,
-                producer=producer,
-                key="",
-                payload={},
-                request_id=actor.request_id,
-                actor_id=actor.user_id,
-                actor_name=actor.username,
-                traceparent=trace,
-            )
+            head = _head(session, kind, producer=producer, occurred_at=occurred_at)
             heads[kind] = (head.topic, head.occurred_at, head.model_dump(mode="json"))
         topic, at, template = heads[kind]
         event_id, key, body = str(uuid.uuid4()), str(key), payload.model_dump(mode="json")
@@ -178,16 +186,7 @@ async def add_event_dicts(
     model = payload_type.model_validate(first)
     if list(model.model_dump(mode="json").items()) != list(first.items()):
         raise ValueError(f"payload is not the JSON form of {payload_type.__name__}: {first}")
-    actor = current_actor(session)
-    head = envelope_for(
-        model,
-        key="",
-        producer=producer,
-        occurred_at=occurred_at,
-        request_id=actor.request_id,
-        actor_id=actor.user_id,
-        actor_name=actor.username,
-    )
+    head = _head(session, payload_type, producer=producer, occurred_at=occurred_at)
     topic, template = head.topic, head.model_dump(mode="json")
     rows, noted = [], []
     for payload, key in items:
@@ -232,19 +231,8 @@ async def add_events_from(
         raise RuntimeError("add_events_from is PostgreSQL only; use add_events")
     if set(payload) != set(payload_type.model_fields):
         raise ValueError(f"payload of {payload_type.TYPE} must give exactly its fields")
-    actor = current_actor(session)
-    proto = Envelope(
-        type=payload_type.TYPE,
-        version=payload_type.VERSION,
-        occurred_at=occurred_at,
-        producer=producer,
-        key="",
-        payload={},
-        request_id=actor.request_id,
-        actor_id=actor.user_id,
-        actor_name=actor.username,
-        traceparent=tracing.current(),
-    ).model_dump(mode="json")
+    head = _head(session, payload_type, producer=producer, occurred_at=occurred_at)
+    proto = head.model_dump(mode="json")
 
     def pairs(items: dict[str, Any]) -> list[Any]:
         out: list[Any] = []
