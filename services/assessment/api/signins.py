@@ -17,7 +17,6 @@ from services.assessment.schemas import (
     SignInReview,
 )
 from services.assessment.service import review, signin_batch, signin_fast, signins
-from services.assessment.service.common import as_utc
 from services.assessment.settings import policy_of
 from shared.audit_http import record_request
 from shared.authz import Access
@@ -101,7 +100,7 @@ async def sign_in_batch(
         results[n] = (
             _rejected(n, item.idempotency_key, outcome.code, outcome.field, outcome.detail)
             if outcome.kind in ("rejected", "conflict")
-            else _public(outcome.body)
+            else signins.public(outcome.body)
         )
     content = orjson.dumps({"results": results}, option=orjson.OPT_UTC_Z)
     return Response(content, media_type="application/json")
@@ -152,19 +151,6 @@ async def _record_batch(
         outcomes = await signins.record(session, cadre_id, items, now=now, policy=policy)
         await record_request(session, request, now)
     return outcomes
-
-
-def _public(b: dict[str, Any]) -> dict[str, Any]:
-    """A stored sign-in as `SignInPublic` renders it."""
-    return {
-        "id": str(b["id"]),
-        "idempotency_key": b["idempotency_key"],
-        "cadre_id": str(b["cadre_id"]),
-        "device_time": as_utc(b["device_time"]),
-        "received_at": as_utc(b["received_at"]),
-        "status": b["status"],
-        "reasons": b["reasons"],
-    }
 
 
 def _rejected(n: int, key: Any, code: str, field: str, detail: str) -> dict[str, Any]:

@@ -105,6 +105,19 @@ def body_of(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def public(b: dict[str, Any]) -> dict[str, Any]:
+    """A stored sign-in as `SignInPublic` renders it (for orjson with `OPT_UTC_Z`)."""
+    return {
+        "id": str(b["id"]),
+        "idempotency_key": b["idempotency_key"],
+        "cadre_id": str(b["cadre_id"]),
+        "device_time": as_utc(b["device_time"]),
+        "received_at": as_utc(b["received_at"]),
+        "status": b["status"],
+        "reasons": b["reasons"],
+    }
+
+
 def respond(outcome: Outcome) -> Response:
     """The HTTP answer to one sign-in: 201 first, 200 replay, 409 reused key, 422 rejected.
 
@@ -114,19 +127,7 @@ def respond(outcome: Outcome) -> Response:
         raise InvalidInput(outcome.field, outcome.detail, code=outcome.code)
     if outcome.kind == "conflict":
         raise Conflict(outcome.detail, code=outcome.code, field=outcome.field)
-    b = outcome.body
-    content = orjson.dumps(
-        {
-            "id": str(b["id"]),
-            "idempotency_key": b["idempotency_key"],
-            "cadre_id": str(b["cadre_id"]),
-            "device_time": as_utc(b["device_time"]),
-            "received_at": as_utc(b["received_at"]),
-            "status": b["status"],
-            "reasons": b["reasons"],
-        },
-        option=orjson.OPT_UTC_Z,
-    )
+    content = orjson.dumps(public(outcome.body), option=orjson.OPT_UTC_Z)
     status = 201 if outcome.kind == "created" else 200
     return Response(content, status_code=status, media_type="application/json")
 
