@@ -35,7 +35,7 @@ from fastapi import Request
 
 from services.assessment.schemas import SignInCreate
 from services.assessment.service.common import PRODUCER, as_utc
-from services.assessment.service.signin_fast import AUDIT_CALL, AUDIT_FUNCTION
+from services.assessment.service.signin_fast import AUDIT_CALL, AUDIT_FUNCTION, FairPool
 from services.assessment.service.signins import (
     Outcome,
     ended_weeks,
@@ -281,7 +281,7 @@ def _noted(created: list[dict[str, Any]], cadre_id: uuid.UUID) -> list[Any]:
 
 
 async def record_batch(
-    pool: asyncpg.Pool,
+    pool: FairPool,
     request: Request,
     cadre_id: uuid.UUID,
     items: list[SignInCreate],
