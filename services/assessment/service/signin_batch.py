@@ -35,7 +35,12 @@ from fastapi import Request
 
 from services.assessment.schemas import SignInCreate
 from services.assessment.service.common import PRODUCER, as_utc
-from services.assessment.service.signin_fast import AUDIT_CALL, AUDIT_FUNCTION, FairPool
+from services.assessment.service.signin_fast import (
+    AUDIT_CALL,
+    AUDIT_FUNCTION,
+    FENCE_OF_POSTING,
+    FairPool,
+)
 from services.assessment.service.signins import (
     Outcome,
     ended_weeks,
@@ -74,11 +79,7 @@ SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        p.posting_id, p.unit_id, p.start_date, p.end_date,
        f.fence_lat, f.fence_lon, f.fence_radius_m
   FROM postings p
-  LEFT JOIN LATERAL (
-       SELECT u.fence_lat, u.fence_lon, u.fence_radius_m
-         FROM unit_paths up JOIN units u ON u.unit_id = up.ancestor_id
-        WHERE up.unit_id = p.unit_id AND u.fence_lat IS NOT NULL
-        ORDER BY up.depth LIMIT 1) f ON true
+  {FENCE_OF_POSTING}
  WHERE p.cadre_id = $1
 """
 

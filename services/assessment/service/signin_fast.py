@@ -52,7 +52,14 @@ from shared.clock import local_datetime
 from shared.events import Envelope
 from shared.outbox import outbox_row
 
-READ = """
+# A posting `p`'s fence, `f`: its unit's nearest fenced ancestor (as `fences_of` finds it).
+FENCE_OF_POSTING = """LEFT JOIN LATERAL (
+        SELECT u.fence_lat, u.fence_lon, u.fence_radius_m
+          FROM unit_paths up JOIN units u ON u.unit_id = up.ancestor_id
+         WHERE up.unit_id = p.unit_id AND u.fence_lat IS NOT NULL
+         ORDER BY up.depth LIMIT 1) f ON true"""
+
+READ = f"""
 SELECT 0 AS part, s.id, s.idempotency_key, s.device_time, s.received_at, s.lat, s.lon,
        s.status, s.reasons, s.request_hash, NULL::uuid AS posting_id, NULL::uuid AS unit_id,
        NULL::float8 AS fence_lat, NULL::float8 AS fence_lon, NULL::float8 AS fence_radius_m
@@ -66,11 +73,7 @@ UNION ALL
 (SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, p.posting_id, p.unit_id,
         f.fence_lat, f.fence_lon, f.fence_radius_m
    FROM postings p
-   LEFT JOIN LATERAL (
-        SELECT u.fence_lat, u.fence_lon, u.fence_radius_m
-          FROM unit_paths up JOIN units u ON u.unit_id = up.ancestor_id
-         WHERE up.unit_id = p.unit_id AND u.fence_lat IS NOT NULL
-         ORDER BY up.depth LIMIT 1) f ON true
+   {FENCE_OF_POSTING}
   WHERE p.cadre_id = $1 AND p.start_date <= $4 AND (p.end_date IS NULL OR p.end_date >= $4)
   ORDER BY p.start_date DESC LIMIT 1)
 """
