@@ -5,6 +5,7 @@ import asyncio
 import csv
 import io
 import socket
+from datetime import UTC, datetime, timedelta
 
 import openpyxl
 import orjson
@@ -120,3 +121,19 @@ async def test_import_close_a_week_users_and_export(
     monkeypatch.setenv("FRONTLINE_PASSWORD", "Clerk-pass-2026x")
     code, _, err = await frontline(capsys, "close-week", "2026-W47")
     assert code == 1 and "401" in err  # a deactivated login signs in no more
+
+
+async def test_simulate_builds_a_county_and_its_phones_sign_in(system, base_url, capsys):
+    # The phones' sign-ins carry the wall clock's time (the command runs against live servers).
+    system.clock.set(datetime.now(UTC) + timedelta(seconds=30))
+    code, out, err = await frontline(
+        capsys, "simulate", "--base-url", base_url, "--cadres", "4", "--duration", "1.5",
+        "--connections", "4", "--admin-user", ADMIN, "--admin-password", PASSWORD,
+    )  # fmt: skip
+    assert code == 0, err
+    tally = orjson.loads(out)
+    assert tally["errors"] == 0 and tally["requests"] > 0
+    # Online phones get 201, offline ones upload a batch (200); never a refusal.
+    assert set(tally["statuses"]) <= {"200", "201"} and tally["statuses"].get("201"), tally
+    r = await system.client.get("/assessment/v1/sign-ins", headers=system.headers("org_admin"))
+    assert r.status_code == 200 and r.json()["items"], r.text
