@@ -146,7 +146,12 @@ def run(
         out.print(f"  bootstrap admin: {user}")
     else:
         out.print(f"  admin: {user}; a first start prints its generated password once")
-    uvicorn.run(_app_or_exit(lambda: embedded_app(kernel=kernel)), host=host, port=port, **_UVICORN)
+    uvicorn.run(
+        _app_or_exit(lambda: embedded_app(kernel=kernel, freeze_gc=True)),
+        host=host,
+        port=port,
+        **_UVICORN,
+    )
 
 
 def _app_or_exit(make_app):
@@ -160,7 +165,7 @@ def _app_or_exit(make_app):
 
 def serve_factory():
     """The app of one `frontline serve --workers N` worker process."""
-    return service_app(os.environ[SERVE_ENV], kernel=KernelSettings())
+    return service_app(os.environ[SERVE_ENV], kernel=KernelSettings(), freeze_gc=True)
 
 
 @app.command()
@@ -192,7 +197,7 @@ def serve(
             **_UVICORN,
         )
     else:
-        app_ = _app_or_exit(lambda: service_app(service, kernel=kernel))
+        app_ = _app_or_exit(lambda: service_app(service, kernel=kernel, freeze_gc=True))
         uvicorn.run(app_, host=host, port=port, **_UVICORN)
 
 

@@ -4,6 +4,7 @@ service (distributed) or all three (embedded) under the same paths.
 
 import asyncio
 import functools
+import gc
 import logging
 import os
 import subprocess
@@ -328,8 +329,14 @@ def build_app(
     service_settings: dict[str, ServiceSettings] | None = None,
     workers: bool = True,
     keys: KeyRing | None = None,
+    freeze_gc: bool = False,
 ) -> FastAPI:
     """One app for the given services, each under `/<name>`; runs their workers in lifespan.
+
+    `freeze_gc` (the servers of `frontline run` and `serve`, not tests, which start an app
+    per test): once started, what start-up built (modules, routes, schemas, pools) is moved
+    out of the cycle collector's full passes, which scanned all of it (~180 ms each, one per
+    eight 500-item batches; bench/README.md "Offline batch", 2026-12-03 18:20).
 
     Raises KeyConfigError (naming the setting) when the token keys are not configured.
     """
@@ -360,6 +367,9 @@ def build_app(
         try:
             for rt in runtimes.values():
                 await rt.start(workers=workers)
+            if freeze_gc:
+                gc.collect()
+                gc.freeze()
             yield
         finally:
             for rt in runtimes.values():
