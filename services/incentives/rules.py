@@ -360,20 +360,53 @@ def honor_qualification(
     return None
 
 
+class MonthRules:
+    """What compute() takes from the policy book for one month, looked up once per book and
+    month (a batch computes every cadre of the county for the same month)."""
+
+    def __init__(self, book: PolicyBook, first: date) -> None:
+        self.first = first
+        self.last = month_end(first)
+        self.dim = self.last.day
+        self.month = format_month(first)
+        self.subsidy = book.for_month(PolicyKind.posted_subsidy, first)
+        self.subsidy_roles = set(self.subsidy.params["roles"]) if self.subsidy else set()
+        self.pay = book.for_month(PolicyKind.village_cadre_pay, first)
+        self.treatment = book.for_month(PolicyKind.deputy_section_treatment, first)
+        self.treatment_positions = (
+            set(self.treatment.params["positions"]) if self.treatment else set()
+        )
+        self.rungs = {rung: book.for_month(kind, first) for rung, kind in RUNG_KINDS.items()}
+        self.week_policy = book.for_month(PolicyKind.non_compliant_week, first)
+
+    @classmethod
+    def of(cls, book: PolicyBook, first: date) -> "MonthRules":
+        months = book.__dict__.setdefault("_month_rules", {})
+        rules = months.get(first)
+        if rules is None:
+            rules = months[first] = cls(book, first)
+        return rules
+
+
 def compute(facts: CadreFacts, first: date, book: PolicyBook, carry: Carry | None = None) -> Result:
     """A cadre's eligibility for the month starting on `first` (DESIGN.md §5, §7.1), with
-    what the previous month carried forward (`carry`) as its last deduction."""
-    last = month_end(first)
-    dim = last.day
-    month = format_month(first)
+    what the previous month carried forward (`carry`) as its last deduction.
+
+    Each part is skipped when the facts it reads are empty (most cadres of a month: one
+    posting, no village cadre state, no deduction), with the same result as going through."""
+    m = MonthRules.of(book, first)
+    last, dim, month = m.last, m.dim, m.month
     components: list[Item] = []
     deductions: list[Item] = []
 
-    subsidy = book.for_month(PolicyKind.posted_subsidy, first)
-    if subsidy:
-        roles = set(subsidy.params["roles"])
+    subsidy = m.subsidy
+    if subsidy and facts.postings:
+        roles = m.subsidy_roles
         counts = posted_days(facts.postings, first, last)
-        for p in sorted(facts.postings, key=lambda p: (p.start, str(p.posting_id))):
+        ordered = facts.postings
+        if len(ordered) > 1:
+            ordered = sorted(ordered, key=lambda p: (p.start, str(p.posting_id)))
+        for p in ordered:
             days = counts.get(p.posting_id, 0)
             if p.role not in roles or not days:
                 continue
@@ -392,10 +425,74 @@ def compute(facts: CadreFacts, first: date, book: PolicyBook, carry: Carry | Non
             )
 
     states = position_states(facts.states, facts.position_since, facts.held_position)
-    runs = state_runs(states, first, last)
-    pay = book.for_month(PolicyKind.village_cadre_pay, first)
-    home = f" of {facts.unit_label(facts.home_unit)}" if facts.home_unit else ""
+    # Pay and treatment are due for village cadre days only: without such a state, neither.
+    if any(s.category == "village_cadre" for s in states):
+        _village_components(facts, states, m, components)
+
+    if facts.actions:
+        entry_status = {e.entry_id: e.status for e in facts.entries}
+        entry_reason = {e.entry_id: f" ({e.reason})" for e in facts.entries}
+        for a in sorted(facts.actions, key=lambda a: (a.entry_date, str(a.action_id))):
+            if not first <= a.entry_date <= last or a.status == ActionStatus.cancelled:
+                continue
+            # Revoking the entry behind a pending action cancels it (DESIGN.md §4), even
+            # before the cancellation itself reaches us.
+            if (
+                a.status == ActionStatus.pending
+                and entry_status.get(a.entry_id) == EntryStatus.revoked
+            ):
+                continue
+            policy = m.rungs[a.rung]
+            if policy:
+                deductions.append(
+                    Item(
+                        a.rung,
+                        policy.amount("per_action"),
+                        f"accountability {a.rung} ({a.status}, count {a.count}) for negative "
+                        f"entry{entry_reason.get(a.entry_id, '')} {a.entry_id} dated "
+                        f"{a.entry_date.isoformat()} (action {a.action_id})",
+                        a.source,
+                        policy.version,
+                    )
+                )
+
+    week_policy = m.week_policy
+    if facts.verdicts and week_policy:
+        presence = defaultdict(set)
+        for e in facts.entries:
+            if e.reason == EntryReason.presence_week:
+                presence[e.entry_date].add(e.status)
+        for v in sorted(facts.verdicts, key=lambda v: v.week):
+            if v.compliant or not first <= v.week_sunday <= last:
+                continue
+            # An entry for that week that was revoked, and none active, clears the deduction.
+            if presence.get(v.week_sunday) == {EntryStatus.revoked}:
+                continue
+            deductions.append(
+                Item(
+                    PolicyKind.non_compliant_week,
+                    week_policy.amount("per_week"),
+                    f"week {v.week} (Sunday {v.week_sunday.isoformat()}) not compliant with five "
+                    f"days and four nights: {v.days} days, {v.nights} nights, {v.leave_days} "
+                    "leave days",
+                    v.source,
+                    week_policy.version,
+                )
+            )
+    if carry is not None and carry.amount > 0:
+        deductions.append(carry_item(facts.cadre_id, carry, month))
+    return Result(facts.cadre_id, month, components, deductions)
+
+
+def _village_components(
+    facts: CadreFacts, states: list[StateFact], m: MonthRules, components: list[Item]
+) -> None:
+    """Village cadre pay per state run, and deputy-section treatment (compute's part)."""
+    first, dim = m.first, m.dim
+    runs = state_runs(states, first, m.last)
+    pay = m.pay
     if pay:
+        home = f" of {facts.unit_label(facts.home_unit)}" if facts.home_unit else ""
         for state, days in runs:
             if state.category == "village_cadre" and state.active and state.position:
                 monthly = pay.amount(state.position)
@@ -410,9 +507,9 @@ def compute(facts: CadreFacts, first: date, book: PolicyBook, carry: Carry | Non
                     )
                 )
 
-    treatment = book.for_month(PolicyKind.deputy_section_treatment, first)
+    treatment = m.treatment
     if treatment:
-        positions = set(treatment.params["positions"])
+        positions = m.treatment_positions
         days = sum(
             n
             for s, n in runs
@@ -431,51 +528,3 @@ def compute(facts: CadreFacts, first: date, book: PolicyBook, carry: Carry | Non
                     treatment.version,
                 )
             )
-
-    entry_status = {e.entry_id: e.status for e in facts.entries}
-    entry_reason = {e.entry_id: f" ({e.reason})" for e in facts.entries}
-    for a in sorted(facts.actions, key=lambda a: (a.entry_date, str(a.action_id))):
-        if not first <= a.entry_date <= last or a.status == ActionStatus.cancelled:
-            continue
-        # Revoking the entry behind a pending action cancels it (DESIGN.md §4), even
-        # before the cancellation itself reaches us.
-        if a.status == ActionStatus.pending and entry_status.get(a.entry_id) == EntryStatus.revoked:
-            continue
-        policy = book.for_month(RUNG_KINDS[a.rung], first)
-        if policy:
-            deductions.append(
-                Item(
-                    a.rung,
-                    policy.amount("per_action"),
-                    f"accountability {a.rung} ({a.status}, count {a.count}) for negative entry"
-                    f"{entry_reason.get(a.entry_id, '')} {a.entry_id} dated "
-                    f"{a.entry_date.isoformat()} (action {a.action_id})",
-                    a.source,
-                    policy.version,
-                )
-            )
-
-    week_policy = book.for_month(PolicyKind.non_compliant_week, first)
-    presence = defaultdict(set)
-    for e in facts.entries:
-        if e.reason == EntryReason.presence_week:
-            presence[e.entry_date].add(e.status)
-    for v in sorted(facts.verdicts, key=lambda v: v.week):
-        if v.compliant or not first <= v.week_sunday <= last or not week_policy:
-            continue
-        # An entry for that week that was revoked, and none active, clears the deduction.
-        if presence.get(v.week_sunday) == {EntryStatus.revoked}:
-            continue
-        deductions.append(
-            Item(
-                PolicyKind.non_compliant_week,
-                week_policy.amount("per_week"),
-                f"week {v.week} (Sunday {v.week_sunday.isoformat()}) not compliant with five days "
-                f"and four nights: {v.days} days, {v.nights} nights, {v.leave_days} leave days",
-                v.source,
-                week_policy.version,
-            )
-        )
-    if carry is not None and carry.amount > 0:
-        deductions.append(carry_item(facts.cadre_id, carry, month))
-    return Result(facts.cadre_id, month, components, deductions)

@@ -1,6 +1,7 @@
 """Stipend batches for the finance office: built set-based as a draft, kept current by
 events, locked with a content hash (then never changed), marked paid."""
 
+import asyncio
 import gc
 import hashlib
 import json
@@ -180,10 +181,20 @@ def _candidates(first: date, last: date):
     return union(posted, village).subquery()
 
 
+SLICE = 250  # cadres computed between two turns of the event loop (writes in flight go on)
+
+
 async def _build_regular(session: AsyncSession, batch_id: UUID, first: date, now: datetime) -> None:
+    """Every candidate's regular line, chunk by chunk of ids. On PostgreSQL the database
+    works while Python computes: while chunk k is computed, one task writes chunk k-1 and
+    then reads chunk k+1 (the session's one connection, in that order, so the rows and the
+    outbox order are those of writing each chunk as soon as it is computed). Chunks touch
+    disjoint id ranges and the reads see no month the writes touch, so the order of reads
+    and writes between chunks changes nothing they read."""
     last = month_end(first)
     month = format_month(first)
-    if is_postgres(session):
+    postgres = is_postgres(session)
+    if postgres:
         # Each chunk's reads repeat with new bounds: a generic plan, chosen after five,
         # cannot see how few rows a chunk's id range selects.
         await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
@@ -191,15 +202,57 @@ async def _build_regular(session: AsyncSession, batch_id: UUID, first: date, now
     units = await Places.load(session)
     cand = _candidates(first, last)
     ids = [r[0] for r in await fetch(session, select(cand.c.cadre_id).order_by(cand.c.cadre_id))]
-    for at in range(0, len(ids), CHUNK):
-        chunk = ids[at : at + CHUNK]
+    chunks = [ids[at : at + CHUNK] for at in range(0, len(ids), CHUNK)]
+
+    async def read(chunk: list[UUID]) -> tuple:
         facts, names = await load_span(session, chunk, first=first, last=last, units=units)
         carries = await _carries(session, chunk, first, book)
-        results = [compute(facts[c], first, book, carries.get(c)) for c in chunk]
         stored = await eligibility_service.stored_span(session, chunk, month)
-        await eligibility_service.store(session, results, now=now, existing=stored)
-        specs = [spec_for(r, batch_id, "regular") for r in results]
-        await insert_rows(session, lines, known_rows(specs, facts, names, units.places))
+        return facts, names, carries, stored
+
+    async def write(prepared: tuple) -> None:
+        rows, events, line_rows = prepared
+        await eligibility_service.write_changes(session, rows, events, now=now)
+        await insert_rows(session, lines, line_rows)
+
+    async def io(prepared: tuple | None, chunk: list[UUID] | None) -> tuple | None:
+        if prepared is not None:
+            await write(prepared)
+        return await read(chunk) if chunk is not None else None
+
+    async def prepare(chunk: list[UUID], got: tuple) -> tuple:
+        facts, names, carries, stored = got
+        rows, events, line_rows = [], [], []
+        for at in range(0, len(chunk), SLICE):
+            part = chunk[at : at + SLICE]
+            results = [compute(facts[c], first, book, carries.get(c)) for c in part]
+            _, more_rows, more_events = eligibility_service.changes(results, stored, now)
+            rows += more_rows
+            events += more_events
+            specs = [spec_for(r, batch_id, "regular") for r in results]
+            line_rows += known_rows(specs, facts, names, units.places)
+            if postgres:
+                await asyncio.sleep(0)  # the task writing the previous chunk goes on
+        return rows, events, line_rows
+
+    if not chunks:
+        return
+    got = await read(chunks[0])
+    prepared = None
+    for k, chunk in enumerate(chunks):
+        following = chunks[k + 1] if k + 1 < len(chunks) else None
+        if postgres:
+            pending = asyncio.ensure_future(io(prepared, following))
+            try:
+                ready = await prepare(chunk, got)
+            finally:
+                # Never leave the connection to a task nobody waits for.
+                got = await pending
+        else:
+            ready = await prepare(chunk, got)
+            got = await io(prepared, following)
+        prepared = ready
+    await write(prepared)
 
 
 async def _carries(session: AsyncSession, ids: list[UUID], first: date, book) -> dict:

@@ -211,6 +211,15 @@ async def store(
             e.cadre_id.in_({r.cadre_id for r in results}), e.month.in_({r.month for r in results})
         )
         existing = _stored((await session.execute(q)).all())
+    changed, rows, events = changes(results, existing, now)
+    await write_changes(session, rows, events, now=now)
+    return changed
+
+
+def changes(results: list[Result], existing: Stored, now: datetime) -> tuple[list, list, list]:
+    """(results, eligibility rows, EligibilityChanged payloads) of the results that differ
+    from what is stored: store's part without the database, for a build to prepare while
+    its previous writes are in flight."""
     changed, rows, events = [], [], []
     for r in results:
         old = existing.get((r.cadre_id, r.month))
@@ -250,22 +259,20 @@ async def store(
                 r.cadre_id,
             )
         )
+    return changed, rows, events
+
+
+STORED_UPDATE = ["gross", "total_deductions", "deductions_applied", "carried_forward", "net",
+                 "items", "policy_versions", "computed_at"]  # fmt: skip
+
+
+async def write_changes(session: AsyncSession, rows: list, events: list, *, now: datetime) -> None:
+    """Upsert the rows `changes` gave and write their events."""
     if rows:
-        cols = [
-            "gross",
-            "total_deductions",
-            "deductions_applied",
-            "carried_forward",
-            "net",
-            "items",
-            "policy_versions",
-            "computed_at",
-        ]
-        await upsert_rows(session, eligibility, rows, ["cadre_id", "month"], cols)
+        await upsert_rows(session, eligibility, rows, ["cadre_id", "month"], STORED_UPDATE)
         await add_event_dicts(
             session, EligibilityChanged, events, producer=PRODUCER, occurred_at=now
         )
-    return changed
 
 
 CADRE_LOCK = 0x454C  # "EL": the class of the advisory lock below

@@ -323,6 +323,9 @@ def subtree(unit_id: UUID):
 
 def home_unit(facts: CadreFacts, first: date, last: date) -> UUID | None:
     """The unit of the cadre's latest posting touching the month (lines file under it)."""
+    if len(facts.postings) == 1:  # most cadres
+        p = facts.postings[0]
+        return p.unit_id if p.start <= last and (p.end is None or p.end >= first) else None
     touching = [p for p in facts.postings if p.start <= last and (p.end is None or p.end >= first)]
     if not touching:
         return None

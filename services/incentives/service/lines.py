@@ -154,8 +154,10 @@ class LineSpec(NamedTuple):
     month: str
     amounts: Amounts  # gross, deductions_total, deductions_applied, carried_forward, net
     versions: str
-    items: dict  # components and deductions (an adjustment: their signed changes)
-    items_text: str | None = None  # `items` as canonical JSON, when already known
+    # components and deductions (an adjustment: their signed changes); None when
+    # items_text, their canonical JSON, is given instead (a regular line)
+    items: dict | None
+    items_text: str | None = None
 
     def carries_something(self) -> bool:
         """A regular line needs gross pay, an adjustment a difference in any amount."""
@@ -178,10 +180,13 @@ async def line_rows(
 
 
 def _homes(specs: list[LineSpec], facts: dict[UUID, CadreFacts], belongs: dict) -> dict:
-    homes = {}
+    homes, spans = {}, {}
     for s in specs:
-        first = parse_month(s.month)
-        posted = home_unit(facts[s.cadre_id], first, month_end(first))
+        span = spans.get(s.month)
+        if span is None:
+            first = parse_month(s.month)
+            span = spans[s.month] = (first, month_end(first))
+        posted = home_unit(facts[s.cadre_id], *span)
         homes[(s.cadre_id, s.month)] = posted or belongs.get(s.cadre_id)
     return homes
 
@@ -237,9 +242,9 @@ def spec_for(
 ) -> LineSpec:
     """A regular line is the month as due; an adjustment, due less what locked lines hold."""
     versions = ",".join(result.policy_versions)
-    amounts = less(result.amounts, paid.amounts)
+    amounts = result.amounts if paid is NOTHING_SETTLED else less(result.amounts, paid.amounts)
     if kind == "regular":
-        items, text = result.items_wire(), result.items_json
+        items, text = None, result.items_json
     else:
         items, text = item_delta(result.items_wire(), paid.items), None
     return LineSpec(batch_id, kind, result.cadre_id, result.month, amounts, versions, items, text)
