@@ -227,6 +227,37 @@ async def add_events_from(
     value pydantic's `mode="json"` would (uuid, date, int, bool, text columns do as they
     are; a Decimal or datetime needs its own text form). Returns the number of events.
     """
+    written = events_insert_from(
+        session,
+        payload_type,
+        rows,
+        key=key,
+        payload=payload,
+        producer=producer,
+        occurred_at=occurred_at,
+    ).cte("written")
+    got = (
+        await session.execute(select(func.count().over(), written.c.id).limit(MAX_EVENTS_NOTED))
+    ).all()
+    count = got[0][0] if got else 0
+    await note_events_written(session, [r[1] for r in got], count)
+    return count
+
+
+def events_insert_from(
+    session: AsyncSession,
+    payload_type: type[EventPayload],
+    rows: FromClause,
+    *,
+    key: ColumnElement,
+    payload: dict[str, ColumnElement],
+    producer: str,
+    occurred_at: datetime,
+) -> Any:
+    """The outbox `INSERT ... SELECT ... RETURNING outbox.id` of `add_events_from`, for a
+    caller that composes it into a larger statement (as a CTE) and reads other rows of that
+    statement too; it then hands up to MAX_EVENTS_NOTED of the ids and the count of events
+    written to `note_events_written`, as `add_events_from` does."""
     if not is_postgres(session):
         raise RuntimeError("add_events_from is PostgreSQL only; use add_events")
     if set(payload) != set(payload_type.model_fields):
@@ -258,7 +289,7 @@ async def add_events_from(
     )
     own = {"event_id": events.c.event_id, "key": events.c.key, "payload": events.c.payload}
     body = func.json_build_object(*pairs({f: own.get(f, constant(v)) for f, v in proto.items()}))
-    written = (
+    return (
         OUTBOX.insert()
         .from_select(
             ["event_id", "topic", "key", "type", "body", "created_at"],
@@ -272,19 +303,23 @@ async def add_events_from(
             ),
         )
         .returning(OUTBOX.c.id)
-        .cte("written")
     )
-    got = (
-        await session.execute(select(func.count().over(), written.c.id).limit(MAX_EVENTS_NOTED))
-    ).all()
-    count = got[0][0] if got else 0
-    if count:
+
+
+async def note_events_written(session: AsyncSession, ids: list[int], count: int) -> None:
+    """Events written by the database (`events_insert_from`): a sample of them (outbox ids)
+    summarises the change in the audit row, and the relay is woken after commit."""
+    if not count:
+        return
+    noted = session.info.get("audit_events")
+    if noted is not None and len(noted["items"]) >= MAX_EVENTS_NOTED:
+        note_events(session, [], count=count)  # no room left for the sample: the count only
+    else:
         sample = await session.execute(
-            select(OUTBOX.c.body).where(OUTBOX.c.id.in_([r[1] for r in got])).order_by(OUTBOX.c.id)
+            select(OUTBOX.c.body).where(OUTBOX.c.id.in_(ids)).order_by(OUTBOX.c.id)
         )
         note_events(session, [decode(body) for body in sample.scalars()], count=count)
-        session.info["outbox_written"] = session.info.get("outbox_written", 0) + count
-    return count
+    session.info["outbox_written"] = session.info.get("outbox_written", 0) + count
 
 
 def outbox_row(env: Envelope) -> dict[str, Any]:

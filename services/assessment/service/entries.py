@@ -14,19 +14,39 @@ from datetime import date, datetime
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, select, text, tuple_, update
+from sqlalchemy import (
+    Date,
+    Select,
+    String,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment.service.common import (
     ACTIONS,
     ENTRIES,
     FINDINGS,
+    PRODUCER,
     after_key,
     chunks,
     emit,
     subtree,
     units_on,
 )
+from shared.audit import MAX_EVENTS_NOTED
 from shared.authz import Access
 from shared.clock import format_month, month_end, parse_month
 from shared.contracts.assessment import (
@@ -46,6 +66,7 @@ from shared.contracts.enums import (
 )
 from shared.db import insert_ignore, is_postgres
 from shared.errors import Conflict, InvalidInput, NotFound
+from shared.outbox import events_insert_from, note_events_written
 from shared.pagination import PageParams, make_page
 
 
@@ -125,6 +146,132 @@ async def record_entries(
     )
     await _open_actions(session, [r for r in created if r["subject_type"] == "cadre"], now=now)
     return created
+
+
+async def record_entries_from(
+    session: AsyncSession, found: Select, *, reason: EntryReason, day: date, now: datetime
+) -> None:
+    """PostgreSQL: `record_entries` for cadre entries of one reason and date, each given by a
+    row (cadre_id, unit_id, source_id) of `found` (unit_id not NULL), set-based for a week
+    close's thousands: one statement files the entries and their NegativeEntryRecorded
+    events; after the ladder locks, one statement opens the rung-1 action (and its
+    AccountabilityOpened event) of each cadre whose year now holds that one active entry
+    alone, which is what `resequence` gives such a ladder; the other cadres' ladders go
+    through `resequence`. Same rows and events as `record_entries`, but for random ids."""
+    src = found.subquery("found")
+    columns = ["id", "subject_type", "subject_id", "unit_id", "reason", "source_id"]
+    columns += ["severity", "date", "month", "status", "created_at", "revoked_reason", "version"]
+    filed = (
+        pg_insert(ENTRIES)
+        .from_select(
+            columns,
+            select(
+                func.gen_random_uuid(),
+                literal(SubjectType.cadre.value, String),
+                src.c.cadre_id,
+                src.c.unit_id,
+                literal(reason.value, String),
+                src.c.source_id,
+                cast(null(), String),
+                literal(day, Date),
+                literal(format_month(day), String),
+                literal(EntryStatus.active.value, String),
+                literal(now, ENTRIES.c.created_at.type),
+                literal("", String),
+                literal(1),
+            ),
+        )
+        .on_conflict_do_nothing()
+        .returning(*ENTRIES.c)
+        .cte("entries_filed")
+    )
+    own = {"entry_id": filed.c.id, "entity_version": filed.c.version}
+    cadres = await _written_with_events(
+        session,
+        filed,
+        filed.c.subject_id,
+        NegativeEntryRecorded,
+        {f: own.get(f, filed.c.get(f)) for f in NegativeEntryRecorded.model_fields},
+        now,
+    )
+    if not cadres:
+        return
+    await _lock_ladders(session, cadres)
+    year = (date(day.year, 1, 1), date(day.year, 12, 31))
+    in_year = and_(
+        ENTRIES.c.subject_type == SubjectType.cadre.value,
+        ENTRIES.c.subject_id == any_(bindparam("cadres", cadres, ARRAY(ENTRIES.c.subject_id.type))),
+        ENTRIES.c.status == EntryStatus.active.value,
+        ENTRIES.c.date.between(*year),
+    )
+    # A cadre in `cadres` has that year one active entry alone: the one just filed (a fresh
+    # id, so no action yet).
+    ladder = (
+        select(
+            ENTRIES.c.id,
+            ENTRIES.c.subject_id,
+            ENTRIES.c.date,
+            func.count().over(partition_by=ENTRIES.c.subject_id).label("entries"),
+        )
+        .where(in_year)
+        .subquery("ladder")
+    )
+    first = select(
+        func.gen_random_uuid(),
+        ladder.c.subject_id,
+        ladder.c.id,
+        ladder.c.date,
+        literal(rung_for(1).value, String),
+        literal(1),
+        literal(ActionStatus.pending.value, String),
+        cast(null(), String),
+        literal("", String),
+        literal(now, ACTIONS.c.created_at.type),
+        literal(1),
+    ).where(ladder.c.entries == 1)
+    opened = (
+        ACTIONS.insert()
+        .from_select(
+            ["id", "cadre_id", "entry_id", "entry_date", "rung", "count", "status", "measure"]
+            + ["note", "created_at", "version"],
+            first,
+        )
+        .returning(*ACTIONS.c)
+        .cte("actions_opened")
+    )
+    own = {"action_id": opened.c.id, "entity_version": opened.c.version}
+    done = await _written_with_events(
+        session,
+        opened,
+        opened.c.cadre_id,
+        AccountabilityOpened,
+        {f: own.get(f, opened.c.get(f)) for f in AccountabilityOpened.model_fields},
+        now,
+    )
+    rest = set(cadres) - set(done)
+    await resequence(session, {(c, day.year) for c in rest}, now=now)
+
+
+async def _written_with_events(
+    session: AsyncSession, written: Any, key: Any, kind: Any, payload: dict[str, Any], now
+) -> list[uuid.UUID]:
+    """Run a data-modifying CTE (`INSERT ... RETURNING`) with one event of `kind` per row
+    it writes, keyed (and answered) by `key`: the keys of the rows written."""
+    events = events_insert_from(
+        session, kind, written, key=key, payload=payload, producer=PRODUCER, occurred_at=now
+    ).cte(f"{written.name}_events")
+    sample = select(events.c.id).limit(MAX_EVENTS_NOTED).subquery(f"{written.name}_sample")
+    rows = (
+        await session.execute(
+            union_all(
+                select(key, cast(null(), events.c.id.type)),
+                select(cast(null(), key.type), sample.c.id),
+            )
+        )
+    ).all()
+    keys = [r[0] for r in rows if r[0] is not None]
+    await note_events_written(session, [r[1] for r in rows if r[1] is not None], len(keys))
+    return keys
 
 
 def ladder_order(entry: Any) -> tuple:

@@ -57,7 +57,12 @@ from services.assessment.service.common import (
     only,
     overlaps,
 )
-from services.assessment.service.entries import NewEntry, record_entries, revoke_entries
+from services.assessment.service.entries import (
+    NewEntry,
+    record_entries,
+    record_entries_from,
+    revoke_entries,
+)
 from services.assessment.service.golive import go_live_of
 from services.assessment.settings import AssessmentSettings
 from shared.clock import format_week, parse_week, week_end_moment
@@ -364,14 +369,24 @@ async def _file_presence_entries(
     await revoke_entries(
         session, list(stale.scalars()), why="presence week re-judged compliant", now=now
     )
-    unfiled = await session.execute(
-        select(VERDICTS.c.id, VERDICTS.c.cadre_id, VERDICTS.c.unit_id).where(
-            VERDICTS.c.week == week,
-            failing,
-            restrict(VERDICTS.c.cadre_id),
-            ~exists().where(active, ENTRIES.c.source_id == VERDICTS.c.id),
-        )
+    unfiled_where = and_(
+        VERDICTS.c.week == week,
+        failing,
+        restrict(VERDICTS.c.cadre_id),
+        ~exists().where(active, ENTRIES.c.source_id == VERDICTS.c.id),
     )
+    unfiled = select(VERDICTS.c.id, VERDICTS.c.cadre_id, VERDICTS.c.unit_id).where(unfiled_where)
+    if is_postgres(session):
+        # Set-based (a week close files thousands); a verdict without a unit (none today)
+        # takes the general way below, which finds the cadre's unit on the Sunday.
+        placed = select(
+            VERDICTS.c.cadre_id, VERDICTS.c.unit_id, VERDICTS.c.id.label("source_id")
+        ).where(unfiled_where, VERDICTS.c.unit_id.is_not(None))
+        await record_entries_from(
+            session, placed, reason=EntryReason.presence_week, day=sunday, now=now
+        )
+        unfiled = unfiled.where(VERDICTS.c.unit_id.is_(None))
+    unfiled = await session.execute(unfiled)
     await record_entries(
         session,
         [
