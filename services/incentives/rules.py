@@ -197,11 +197,9 @@ class Result:
         return self.gross - self.deductions_applied
 
     @cached_property
-    def amounts(self) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+    def amounts(self) -> "Money5":
         """(gross, deductions_total, deductions_applied, carried_forward, net) of a line."""
-        gross, total = self.gross, self.total_deductions
-        applied = min(gross, total)
-        return (gross, total, applied, total - applied, gross - applied)
+        return line_amounts(self.gross, self.total_deductions)
 
     def carry_out(self) -> Carry | None:
         if self.carried_forward <= 0:
@@ -227,6 +225,16 @@ class Result:
     def items_json(self) -> str:
         """items_wire() as canonical JSON (what eligibility and its line store), once."""
         return canonical_json(self.items_wire())
+
+
+Money5 = tuple[Decimal, Decimal, Decimal, Decimal, Decimal]
+
+
+def line_amounts(gross: Decimal, total: Decimal) -> Money5:
+    """(gross, deductions_total, deductions_applied, carried_forward, net) of gross pay and
+    the month's deductions: net never below zero, the rest carried forward."""
+    applied = min(gross, total)
+    return (gross, total, applied, total - applied, gross - applied)
 
 
 def canonical_json(value) -> str:
@@ -395,7 +403,7 @@ def compute(facts: CadreFacts, first: date, book: PolicyBook, carry: Carry | Non
     Each part is skipped when the facts it reads are empty (most cadres of a month: one
     posting, no village cadre state, no deduction), with the same result as going through."""
     m = MonthRules.of(book, first)
-    last, dim, month = m.last, m.dim, m.month
+    last, month = m.last, m.month
     components: list[Item] = []
     deductions: list[Item] = []
 
@@ -410,19 +418,7 @@ def compute(facts: CadreFacts, first: date, book: PolicyBook, carry: Carry | Non
             days = counts.get(p.posting_id, 0)
             if p.role not in roles or not days:
                 continue
-            monthly = subsidy.amount("monthly")
-            end = p.end.isoformat() if p.end else "open"
-            components.append(
-                Item(
-                    PolicyKind.posted_subsidy,
-                    prorate(monthly, days, dim),
-                    f"posted as {p.role} to {facts.unit_label(p.unit_id)} "
-                    f"({p.start.isoformat()}..{end}, "
-                    f"posting {p.posting_id}): {days}/{dim} days of {fmt(monthly)}",
-                    p.source,
-                    subsidy.version,
-                )
-            )
+            components.append(_subsidy_item(facts, p, days, m))
 
     states = position_states(facts.states, facts.position_since, facts.held_position)
     # Pay and treatment are due for village cadre days only: without such a state, neither.
@@ -482,6 +478,50 @@ def compute(facts: CadreFacts, first: date, book: PolicyBook, carry: Carry | Non
     if carry is not None and carry.amount > 0:
         deductions.append(carry_item(facts.cadre_id, carry, month))
     return Result(facts.cadre_id, month, components, deductions)
+
+
+def _subsidy_item(facts: CadreFacts, p: PostingFact, days: int, m: MonthRules) -> Item:
+    subsidy = m.subsidy
+    monthly = subsidy.amount("monthly")
+    end = p.end.isoformat() if p.end else "open"
+    return Item(
+        PolicyKind.posted_subsidy,
+        prorate(monthly, days, m.dim),
+        f"posted as {p.role} to {facts.unit_label(p.unit_id)} "
+        f"({p.start.isoformat()}..{end}, "
+        f"posting {p.posting_id}): {days}/{m.dim} days of {fmt(monthly)}",
+        p.source,
+        subsidy.version,
+    )
+
+
+def plain_subsidy(facts: CadreFacts, m: MonthRules, carry: Carry | None) -> Item | None:
+    """The only item of a plain month, or None when the month is not plain.
+
+    Plain (most cadres of a month): nothing carried in, no accountability action, no
+    non-compliant week, no village cadre state (nor a held position that would make one),
+    and one posting with days in the month in a role the subsidy pays. compute() then
+    gives exactly this item and nothing else (test_rules checks it), so a batch build can
+    write the month without the rest of the machinery."""
+    if (
+        carry is not None
+        or facts.actions
+        or facts.verdicts
+        or len(facts.postings) != 1
+        or m.subsidy is None
+        or (facts.position_since is not None and facts.held_position is not None and facts.states)
+    ):
+        return None
+    for s in facts.states:
+        if s.category == "village_cadre":
+            return None
+    p = facts.postings[0]
+    if p.role not in m.subsidy_roles:
+        return None
+    days = (min(p.end or m.last, m.last) - max(p.start, m.first)).days + 1
+    if days <= 0:
+        return None
+    return _subsidy_item(facts, p, days, m)
 
 
 def _village_components(

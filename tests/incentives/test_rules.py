@@ -214,3 +214,56 @@ def test_items_json_is_the_canonical_json_text():
     assert r.items_json == json.dumps(
         r.items_wire(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
+
+
+def test_a_plain_month_is_what_compute_gives():
+    """rules.plain_subsidy, the batch build's shortcut, answers only when compute() gives
+    exactly that one subsidy item and nothing else (every combination below)."""
+    import itertools
+
+    from services.incentives.rules import Carry, MonthRules, plain_subsidy
+
+    first, rulebook = date(2026, 11, 1), book()
+    rules = MonthRules.of(rulebook, first)
+    unit = uuid.uuid4()
+    spans = [
+        (date(2026, 1, 1), None),
+        (date(2026, 11, 10), None),
+        (date(2026, 1, 1), date(2026, 11, 20)),
+        (date(2026, 1, 1), date(2026, 10, 31)),  # ended before the month
+        (date(2026, 12, 1), None),  # starts after it
+    ]
+    postings = [[]] + [
+        [PostingFact(uuid.uuid4(), unit, role, s, e, SRC)]
+        for (s, e), role in itertools.product(spans, ("member", "expert"))
+    ]
+    postings.append([posted(date(2026, 1, 1), date(2026, 11, 5)), posted(date(2026, 11, 5))])
+    states = [
+        [],
+        [StateFact(date(2026, 1, 1), "resident_cadre", None, True, SRC)],
+        [StateFact(date(2026, 1, 1), "village_cadre", "party_secretary", True, SRC)],
+        [StateFact(date(2026, 1, 1), "resident_cadre", None, True, SRC),
+         StateFact(date(2026, 11, 20), "village_cadre", "committee_member", True, SRC)],
+    ]  # fmt: skip
+    entry = uuid.uuid4()
+    actions = [[], [ActionFact(uuid.uuid4(), entry, date(2026, 11, 8), "study_class", 1,
+                               "pending", SRC)]]  # fmt: skip
+    verdicts = [[], [VerdictFact("2026-W45", date(2026, 11, 8), False, 4, 4, 0, SRC)]]
+    held = [(None, None), (date(2026, 11, 12), "committee_director")]
+    carries = [None, Carry(Decimal("300.00"), "2026-10", "penalty@2018-01-01")]
+    plain = 0
+    for p, s, a, v, (since, position), carry in itertools.product(
+        postings, states, actions, verdicts, held, carries
+    ):
+        facts = CadreFacts(uuid.uuid4(), postings=list(p), states=list(s), actions=list(a),
+                           verdicts=list(v), position_since=since, held_position=position,
+                           unit_names={unit: "Village 1"})  # fmt: skip
+        item = plain_subsidy(facts, rules, carry)
+        if item is None:
+            continue
+        plain += 1
+        result = compute(facts, first, rulebook, carry)
+        assert (result.components, result.deductions) == ([item], [])
+    # a member's one posting touching the month (3 spans), nothing carried, no deduction,
+    # no village state: without states (2 position cases), or a resident cadre's (1)
+    assert plain == 3 * (2 + 1)

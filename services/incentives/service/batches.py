@@ -14,17 +14,29 @@ from sqlalchemy import and_, func, or_, select, text, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.incentives.models import batches, cadre_states, eligibility, lines, postings, units
-from services.incentives.rules import compute, fmt
+from services.incentives.rules import (
+    ZERO,
+    MonthRules,
+    canonical_json,
+    compute,
+    fmt,
+    line_amounts,
+    plain_subsidy,
+    split_versions,
+)
 from services.incentives.service import eligibility as eligibility_service
 from services.incentives.service.eligibility import (
     canonical,
     carry_from,
+    changed_event,
+    eligibility_row,
     gap_after,
     stored_amounts,
 )
 from services.incentives.service.facts import Places, load_book, load_facts, load_span, subtree
 from services.incentives.service.lines import (
     CLOSED,
+    EMPTY_PLACE,
     LINE_ORDER,
     MONEY,
     NOTHING_SETTLED,
@@ -37,8 +49,10 @@ from services.incentives.service.lines import (
     item_delta,
     known_rows,
     less,
+    line_row,
     line_rows,
     line_wire,
+    new_ids,
     settled,
     spec_for,
 )
@@ -220,20 +234,55 @@ async def _build_regular(session: AsyncSession, batch_id: UUID, first: date, now
             await write(prepared)
         return await read(chunk) if chunk is not None else None
 
+    rules = MonthRules.of(book, first)
+    versions: dict[str, list[str]] = {}  # a plain item's policy version -> the line's
+
+    def general(cadres: list[UUID], facts, names, carries, stored, out: tuple) -> None:
+        results = [compute(facts[c], first, book, carries.get(c)) for c in cadres]
+        _, rows, events = eligibility_service.changes(results, stored, now)
+        specs = [spec_for(r, batch_id, "regular") for r in results]
+        out[0].extend(rows)
+        out[1].extend(events)
+        out[2].extend(known_rows(specs, facts, names, units.places))
+
     async def prepare(chunk: list[UUID], got: tuple) -> tuple:
+        """The chunk's eligibility rows, events and line rows, in the chunk's order. A plain
+        month new to eligibility (rules.plain_subsidy) is written straight from its one
+        item: what compute, changes, spec_for and known_rows give for it, without them."""
         facts, names, carries, stored = got
-        rows, events, line_rows = [], [], []
+        out: tuple[list, list, list] = ([], [], [])
+        rows, events, line_rows = out
         for at in range(0, len(chunk), SLICE):
-            part = chunk[at : at + SLICE]
-            results = [compute(facts[c], first, book, carries.get(c)) for c in part]
-            _, more_rows, more_events = eligibility_service.changes(results, stored, now)
-            rows += more_rows
-            events += more_events
-            specs = [spec_for(r, batch_id, "regular") for r in results]
-            line_rows += known_rows(specs, facts, names, units.places)
+            waiting: list[UUID] = []  # cadres for the general path, in order
+            fresh = iter(new_ids(SLICE))
+            for c in chunk[at : at + SLICE]:
+                f = facts[c]
+                item = None if (c, month) in stored else plain_subsidy(f, rules, carries.get(c))
+                if item is None:
+                    waiting.append(c)
+                    continue
+                if waiting:
+                    general(waiting, facts, names, carries, stored, out)
+                    waiting = []
+                amounts = line_amounts(ZERO + item.amount, ZERO)
+                items = canonical_json({"components": [item.wire()], "deductions": []})
+                used = versions.get(item.policy_version)
+                if used is None:
+                    used = versions[item.policy_version] = sorted(split_versions([item]))
+                rows.append(eligibility_row(c, month, amounts, items, used, now))
+                events.append(changed_event(c, month, amounts))
+                if amounts[0] > 0:
+                    spec = LineSpec(batch_id, "regular", c, month, amounts, ",".join(used), None)
+                    unit = f.postings[0].unit_id or f.home_unit  # as _homes files it
+                    place = units.places.get(unit, EMPTY_PLACE)
+                    line_rows.append(
+                        line_row(next(fresh), spec, names.get(c, ""), unit, place, items)
+                    )
+            if waiting:
+                general(waiting, facts, names, carries, stored, out)
             if postgres:
                 await asyncio.sleep(0)  # the task writing the previous chunk goes on
-        return rows, events, line_rows
+        return out
 
     if not chunks:
         return

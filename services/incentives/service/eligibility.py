@@ -228,38 +228,44 @@ def changes(results: list[Result], existing: Stored, now: datetime) -> tuple[lis
         items, amounts = r.items_json, r.amounts
         if old is not None and old[0] == items and old[1] == amounts:
             continue
-        gross, deductions, applied, carried, net = amounts
         changed.append(r)
-        rows.append(
-            {
-                "cadre_id": r.cadre_id,
-                "month": r.month,
-                "gross": gross,
-                "total_deductions": deductions,
-                "deductions_applied": applied,
-                "carried_forward": carried,
-                "net": net,
-                "items": items,
-                "policy_versions": ",".join(r.policy_versions),
-                "computed_at": now,
-            }
-        )
-        # EligibilityChanged as its model_dump(mode="json") reads (add_event_dicts checks)
-        events.append(
-            (
-                {
-                    "cadre_id": str(r.cadre_id),
-                    "month": r.month,
-                    "gross": str(gross),
-                    "total_deductions": str(deductions),
-                    "net": str(net),
-                    "deductions_applied": str(applied),
-                    "carried_forward": str(carried),
-                },
-                r.cadre_id,
-            )
-        )
+        rows.append(eligibility_row(r.cadre_id, r.month, amounts, items, r.policy_versions, now))
+        events.append(changed_event(r.cadre_id, r.month, amounts))
     return changed, rows, events
+
+
+def eligibility_row(
+    cadre_id: UUID, month: str, amounts: tuple, items: str, versions: list[str], now: datetime
+) -> dict:
+    gross, deductions, applied, carried, net = amounts
+    return {
+        "cadre_id": cadre_id,
+        "month": month,
+        "gross": gross,
+        "total_deductions": deductions,
+        "deductions_applied": applied,
+        "carried_forward": carried,
+        "net": net,
+        "items": items,
+        "policy_versions": ",".join(versions),
+        "computed_at": now,
+    }
+
+
+def changed_event(cadre_id: UUID, month: str, amounts: tuple) -> tuple[dict, UUID]:
+    """EligibilityChanged as its model_dump(mode="json") reads (add_event_dicts checks),
+    and its key."""
+    gross, deductions, applied, carried, net = amounts
+    payload = {
+        "cadre_id": str(cadre_id),
+        "month": month,
+        "gross": str(gross),
+        "total_deductions": str(deductions),
+        "net": str(net),
+        "deductions_applied": str(applied),
+        "carried_forward": str(carried),
+    }
+    return payload, cadre_id
 
 
 STORED_UPDATE = ["gross", "total_deductions", "deductions_applied", "carried_forward", "net",

@@ -212,25 +212,33 @@ def new_ids(n: int) -> list[UUID]:
 
 
 def built_rows(specs: list[LineSpec], homes: dict, names: dict, places: dict) -> list[dict]:
-    rows = []
-    for s, line_id in zip(specs, new_ids(len(specs)), strict=True):
-        unit = homes[(s.cadre_id, s.month)]
-        rows.append(
-            {
-                "id": line_id,
-                "batch_id": s.batch_id,
-                "cadre_id": s.cadre_id,
-                "cadre_name": names.get(s.cadre_id, ""),
-                "unit_id": unit,
-                **places.get(unit, EMPTY_PLACE),
-                "kind": s.kind,
-                "for_month": s.month,
-                **dict(zip(MONEY, s.amounts, strict=True)),
-                "policy_version": s.versions,
-                "items": s.items_text or canonical_json(s.items),
-            }
+    return [
+        line_row(
+            line_id,
+            s,
+            names.get(s.cadre_id, ""),
+            (unit := homes[(s.cadre_id, s.month)]),
+            places.get(unit, EMPTY_PLACE),
+            s.items_text or canonical_json(s.items),
         )
-    return rows
+        for s, line_id in zip(specs, new_ids(len(specs)), strict=True)
+    ]
+
+
+def line_row(line_id: UUID, s: LineSpec, name: str, unit, place: dict, items: str) -> dict:
+    return {
+        "id": line_id,
+        "batch_id": s.batch_id,
+        "cadre_id": s.cadre_id,
+        "cadre_name": name,
+        "unit_id": unit,
+        **place,
+        "kind": s.kind,
+        "for_month": s.month,
+        **dict(zip(MONEY, s.amounts, strict=True)),
+        "policy_version": s.versions,
+        "items": items,
+    }
 
 
 EMPTY_PLACE = {"township_id": None, "township_name": None, "village_id": None, "village_name": None}
