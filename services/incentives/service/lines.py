@@ -226,6 +226,7 @@ def built_rows(specs: list[LineSpec], homes: dict, names: dict, places: dict) ->
 
 
 def line_row(line_id: UUID, s: LineSpec, name: str, unit, place: dict, items: str) -> dict:
+    gross, total, applied, carried, net = s.amounts  # MONEY's order
     return {
         "id": line_id,
         "batch_id": s.batch_id,
@@ -235,7 +236,11 @@ def line_row(line_id: UUID, s: LineSpec, name: str, unit, place: dict, items: st
         **place,
         "kind": s.kind,
         "for_month": s.month,
-        **dict(zip(MONEY, s.amounts, strict=True)),
+        "gross": gross,
+        "deductions_total": total,
+        "deductions_applied": applied,
+        "carried_forward": carried,
+        "net": net,
         "policy_version": s.versions,
         "items": items,
     }
