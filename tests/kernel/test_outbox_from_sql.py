@@ -88,3 +88,28 @@ async def test_a_payload_missing_a_field_is_refused_before_any_write(tmp_path, p
                     occurred_at=DEFAULT_NOW,
                 )
             assert (await s.execute(select(OUTBOX.c.id))).all() == []
+
+
+async def test_the_bodies_are_the_bytes_add_events_writes(tmp_path, pg_database_url):
+    """Byte for byte but for the event id: compact JSON, the same key order, and a string
+    that JSON must escape (quotes, backslash, control characters) escaped as orjson does."""
+    odd = 'k "1" \\ \n\t\x01 村'
+    async with running(tmp_path, pg_database_url, workers=False) as (app, _):
+        async with app.state.runtimes["toy"].transaction() as s:
+            s.info["audit_actor"] = Actor(request_id="req-8", user_id=None, username="li")
+            note = toy.NoteAdded(key=odd, seq=-7, poison=False)
+            await add_events(s, [(note, odd)], producer="toy", occurred_at=DEFAULT_NOW)
+            rows = notes((odd, -7, False))
+            await add_events_from(
+                s,
+                toy.NoteAdded,
+                rows,
+                key=rows.c.key,
+                payload={"key": rows.c.key, "seq": rows.c.seq, "poison": rows.c.poison},
+                producer="toy",
+                occurred_at=DEFAULT_NOW,
+            )
+            written = (await s.execute(select(OUTBOX).order_by(OUTBOX.c.id))).all()
+    by_python, by_sql = (r.body.replace(r.event_id, "EVENT") for r in written)
+    assert by_sql == by_python
+    assert written[1].key == odd
