@@ -384,9 +384,24 @@ RECORD_HEADERS = ("event_id", "type", "request_id", "traceparent")
 def _record(row) -> Record:
     """An outbox row as a broker record. Its id, type, request id and trace context also go
     as headers, so a consumer can log and trace a record before (or without) decoding it."""
-    body = orjson.loads(row.body)
+    return _record_of(row.topic, row.key, row.body)
+
+
+def _record_of(topic: str, key: str, text: str) -> Record:
+    body = orjson.loads(text)
     headers = {h: str(body[h]) for h in RECORD_HEADERS if body.get(h)}
-    return Record(row.topic, row.key, row.body.encode(), headers)
+    return Record(topic, key, text.encode(), headers)
+
+
+# The PostgreSQL relay's two statements, on the session's own asyncpg connection (no
+# SQLAlchemy compile of a 200-id IN list per batch): the advisory lock is taken once, by an
+# uncorrelated subquery, and no rows come back when another replica holds it.
+CLAIM = """
+SELECT id, topic, key, body FROM outbox
+ WHERE published_at IS NULL AND (SELECT pg_try_advisory_xact_lock($1::bigint))
+ ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+"""
+MARK_SENT = "UPDATE outbox SET published_at = $1 WHERE id = ANY($2::bigint[])"
 
 
 class Relay:
@@ -437,19 +452,16 @@ class Relay:
             return await self._run_once_sqlite(session)
 
     async def _run_once_pg(self, session: AsyncSession) -> int:
-        async with session.begin():
-            got = await session.scalar(select(func.pg_try_advisory_xact_lock(self._lock_key)))
-            if not got:
-                return 0
-            rows = (await session.execute(self._unsent().with_for_update(skip_locked=True))).all()
+        # SQLAlchemy's asyncpg adapter would begin only at its own first statement: the
+        # transaction is asyncpg's, ended before the session hands the connection back.
+        raw = await (await session.connection()).get_raw_connection()
+        conn = raw.driver_connection
+        async with conn.transaction():
+            rows = await conn.fetch(CLAIM, self._lock_key, self.batch_size)
             if not rows:
                 return 0
-            await self._publish(rows)
-            await session.execute(
-                update(OUTBOX)
-                .where(OUTBOX.c.id.in_([r.id for r in rows]))
-                .values(published_at=self.clock.now())
-            )
+            await self.transport.publish([_record_of(r[1], r[2], r[3]) for r in rows])
+            await conn.execute(MARK_SENT, self.clock.now(), [r[0] for r in rows])
         return len(rows)
 
     async def _run_once_sqlite(self, session: AsyncSession) -> int:

@@ -156,6 +156,15 @@ class LocalBus:
         if moved:
             await self._notify()
 
+    async def learn_heads(self, topics: list[str]) -> None:
+        """Heads of topics this process has not seen yet, read once from the file; until
+        then every consumer's poll read those topics from the file (each publish wakes
+        every consumer)."""
+        async with self._write:
+            unknown = {t for t in topics if t not in self.heads}
+            if unknown:
+                self.heads.update(await self._heads_from_file(unknown))
+
     async def _notify(self) -> None:
         async with self._new:
             self.version += 1
@@ -305,6 +314,8 @@ class LocalConsumer:
         return {(t, 0): n for t, n in (await self.lag()).items()}  # one partition per topic
 
     async def _fetch(self, limit: int = 500) -> list[Message]:
+        if unknown := [t for t in self.positions if t not in self.bus.heads]:
+            await self.bus.learn_heads(unknown)
         out: list[Message] = []
         for topic, start in self.positions.items():
             head = self.bus.heads.get(topic)
