@@ -238,12 +238,13 @@ def event_bodies(
     return ids, bodies
 
 
-def _audit_args(request: Request, now: datetime, noted: list[Any]) -> list[Any]:
+def _audit_args(request: Request, now: datetime, noted: list[Any], count: int) -> list[Any]:
     """The request's audit row, as `SessionDep` writes it after the general path: the
-    events it wrote are noted (none when nothing was created)."""
+    events it wrote are noted (`count` of them, `noted` the first few; none when nothing
+    was created)."""
     info: dict[str, Any] = {"audit_request": request}
-    if noted:
-        note_events(SimpleNamespace(info=info), noted)  # type: ignore[arg-type]
+    if count:
+        note_events(SimpleNamespace(info=info), noted, count)  # type: ignore[arg-type]
     return audit.asyncpg_args(request_entry(SimpleNamespace(info=info), request, now))
 
 
@@ -270,15 +271,23 @@ def write_args(
 
 
 def _noted(created: list[dict[str, Any]], cadre_id: uuid.UUID) -> list[Any]:
-    """The events the audit row notes: it names the first few and counts them all."""
+    """The events the audit row names (the first few; `_audit_args` counts them all)."""
     return [
-        SimpleNamespace(
-            type=EVENT_TYPE,
-            key=str(cadre_id),
-            payload=payload_json(r, cadre_id) if n < MAX_EVENTS_NOTED else None,
-        )
-        for n, r in enumerate(created)
+        SimpleNamespace(type=EVENT_TYPE, key=str(cadre_id), payload=payload_json(r, cadre_id))
+        for r in created[:MAX_EVENTS_NOTED]
     ]
+
+
+def _ended(rows: list[dict[str, Any]], now: datetime) -> set:
+    """`ended_weeks` of every row, worked out once per distinct set of dates."""
+    out: set = set()
+    seen: set = set()
+    for r in rows:
+        dates = (r["counted"], r["local_date"], r["day_date"], r["night_date"])
+        if dates not in seen:
+            seen.add(dates)
+            out.update(ended_weeks(r, now))
+    return out
 
 
 async def record_batch(
@@ -301,12 +310,12 @@ async def record_batch(
         outcomes, fresh = triage(items, stored, now, policy)
         new = [items[n] for n in fresh.values()]
         rows = evaluate(cadre_id, new, postings, fences, track, now, policy)
-        ended = sorted({m for r in rows for m in ended_weeks(r, now)})
+        ended = sorted(_ended(rows, now))
         actor = current_actor(SimpleNamespace(info={"audit_request": request}))  # type: ignore[arg-type]
         event_ids, bodies = event_bodies(rows, cadre_id, now, actor)
         written = write_args(rows, cadre_id, now, event_ids, bodies)
         if not ended:  # the usual case: one statement
-            audited = _audit_args(request, now, _noted(rows, cadre_id))
+            audited = _audit_args(request, now, _noted(rows, cadre_id), len(rows))
             try:
                 if rows:
                     await conn.fetchval(WRITE_AUDITED, *written, *audited, len(rows))
@@ -334,7 +343,9 @@ async def record_batch(
                 if lost
                 else {}
             )
-            await conn.fetchval(AUDIT, *_audit_args(request, now, _noted(created, cadre_id)))
+            await conn.fetchval(
+                AUDIT, *_audit_args(request, now, _noted(created, cadre_id), len(created))
+            )
     settle(items, outcomes, fresh, created, winners)
     return repeats(items, outcomes, fresh)
 

@@ -58,13 +58,16 @@ class Outcome:
     detail: str = ""
 
 
-def request_hash(item: SignInCreate) -> str:
+def request_hash(
+    item: SignInCreate, moment: datetime | None = None, cadre: str | None = None
+) -> str:
     """What makes two submissions of one key "identical": the same cadre, instant (whatever
-    the offset it was written with), position, accuracy, device and mock flag."""
+    the offset it was written with), position, accuracy, device and mock flag. `moment`
+    (the device time in UTC) and `cadre` (the cadre id as text) when the caller has them."""
     canonical = "|".join(
         (
-            str(item.cadre_id),
-            as_utc(item.device_time).isoformat(),
+            cadre or str(item.cadre_id),
+            (moment or as_utc(item.device_time)).isoformat(),
             repr(float(item.lat)),
             repr(float(item.lon)),
             repr(float(item.accuracy_m)),
@@ -310,17 +313,49 @@ def evaluate(
     previous sign-in of the next."""
     rows = []
     times = [as_utc(i.device_time) for i in items]
+    limits = Limits.of(policy, now)
+    cadre = str(cadre_id)
     for item, moment in sorted(zip(items, times, strict=True), key=lambda pair: pair[1]):
         posting = posting_on(postings, local_datetime(moment).date())
         fence = fences.get(posting.unit_id) if posting is not None else None
-        at = bisect.bisect_right(track, (moment, float("inf"), float("inf")))
+        at = bisect.bisect_right(track, (moment, INF, INF))
+        previous = track[at - 1] if at else None
         rows.append(
             judge(
-                cadre_id, item, moment, posting, fence, track[at - 1] if at else None, now, policy
+                cadre_id,
+                item,
+                moment,
+                posting,
+                fence,
+                previous,
+                now,
+                policy,
+                limits,
+                cadre if item.cadre_id == cadre_id else None,
             )
         )
         track.insert(at, (moment, item.lat, item.lon))
     return rows
+
+
+INF = float("inf")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The policy's numbers `judge` reads, worked out once for a batch."""
+
+    accuracy_cap_m: float
+    max_speed_kmh: float
+    late_before: datetime  # a device time before this syncs late
+
+    @classmethod
+    def of(cls, policy: AssessmentSettings, now: datetime) -> "Limits":
+        return cls(
+            policy.accuracy_cap_m,
+            policy.max_speed_kmh,
+            now - timedelta(days=policy.offline_window_days),
+        )
 
 
 def judge(
@@ -332,26 +367,30 @@ def judge(
     previous: tuple[datetime, float, float] | None,
     now: datetime,
     policy: AssessmentSettings,
+    limits: Limits | None = None,
+    cadre: str | None = None,
 ) -> dict[str, Any]:
     """The row for one new sign-in with its flags (DESIGN.md §4), given the posting that
-    holds on its local date, that posting's fence and the cadre's sign-in just before it."""
+    holds on its local date, that posting's fence and the cadre's sign-in just before it.
+    `limits` and `cadre` (the id as text): worked out once by a batch's caller."""
+    limits = limits or Limits.of(policy, now)
     local, day, night = windows(moment, policy)
     reasons: set[SignInReason] = set()
     if posting is None:
         reasons.add(SignInReason.not_posted)
     elif fence is not None:
-        slack = min(item.accuracy_m, policy.accuracy_cap_m)
+        slack = min(item.accuracy_m, limits.accuracy_cap_m)
         far = distance_m(item.lat, item.lon, fence.fence_lat, fence.fence_lon)
         if far > fence.fence_radius_m + slack:
             reasons.add(SignInReason.outside_geofence)
     if previous is not None:
         then, lat, lon = previous
         hours = (moment - then).total_seconds() / 3600
-        if distance_m(lat, lon, item.lat, item.lon) / 1000 > policy.max_speed_kmh * hours:
+        if distance_m(lat, lon, item.lat, item.lon) / 1000 > limits.max_speed_kmh * hours:
             reasons.add(SignInReason.implausible_travel)
     if item.mock_location:
         reasons.add(SignInReason.mock_location)
-    if now - moment > timedelta(days=policy.offline_window_days):
+    if moment < limits.late_before:
         reasons.add(SignInReason.late_sync)
     return {
         "id": uuid.uuid4(),
@@ -365,14 +404,14 @@ def judge(
         "device_id": item.device_id,
         "mock_location": item.mock_location,
         "status": (SignInStatus.flagged if reasons else SignInStatus.accepted).value,
-        "reasons": ",".join(r.value for r in REASON_ORDER if r in reasons),
+        "reasons": ",".join(r.value for r in REASON_ORDER if r in reasons) if reasons else "",
         "counted": not reasons,
         "posting_id": posting.posting_id if posting else None,
         "unit_id": posting.unit_id if posting else None,
         "local_date": local,
         "day_date": day,
         "night_date": night,
-        "request_hash": request_hash(item),
+        "request_hash": request_hash(item, moment, cadre),
     }
 
 
