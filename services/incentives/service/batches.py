@@ -225,8 +225,8 @@ async def _build_regular(session: AsyncSession, batch_id: UUID, first: date, now
         return facts, names, carries, stored
 
     async def write(prepared: tuple) -> None:
-        rows, events, line_rows = prepared
-        await eligibility_service.write_changes(session, rows, events, now=now)
+        new, rows, events, line_rows = prepared
+        await eligibility_service.write_changes(session, rows, events, now=now, new=new)
         await insert_rows(session, lines, line_rows)
 
     async def io(prepared: tuple | None, chunk: list[UUID] | None) -> tuple | None:
@@ -241,17 +241,19 @@ async def _build_regular(session: AsyncSession, batch_id: UUID, first: date, now
         results = [compute(facts[c], first, book, carries.get(c)) for c in cadres]
         _, rows, events = eligibility_service.changes(results, stored, now)
         specs = [spec_for(r, batch_id, "regular") for r in results]
-        out[0].extend(rows)
-        out[1].extend(events)
-        out[2].extend(known_rows(specs, facts, names, units.places))
+        for row in rows:
+            out[0 if (row["cadre_id"], month) not in stored else 1].append(row)
+        out[2].extend(events)
+        out[3].extend(known_rows(specs, facts, names, units.places))
 
     async def prepare(chunk: list[UUID], got: tuple) -> tuple:
         """The chunk's eligibility rows, events and line rows, in the chunk's order. A plain
         month new to eligibility (rules.plain_subsidy) is written straight from its one
         item: what compute, changes, spec_for and known_rows give for it, without them."""
         facts, names, carries, stored = got
-        out: tuple[list, list, list] = ([], [], [])
-        rows, events, line_rows = out
+        # eligibility rows new to the month, rows that change a stored one, events, lines
+        out: tuple[list, list, list, list] = ([], [], [], [])
+        new, _, events, line_rows = out
         for at in range(0, len(chunk), SLICE):
             waiting: list[UUID] = []  # cadres for the general path, in order
             fresh = iter(new_ids(SLICE))
@@ -269,7 +271,7 @@ async def _build_regular(session: AsyncSession, batch_id: UUID, first: date, now
                 used = versions.get(item.policy_version)
                 if used is None:
                     used = versions[item.policy_version] = sorted(split_versions([item]))
-                rows.append(eligibility_row(c, month, amounts, items, used, now))
+                new.append(eligibility_row(c, month, amounts, items, used, now))
                 events.append(changed_event(c, month, amounts))
                 if amounts[0] > 0:
                     spec = LineSpec(batch_id, "regular", c, month, amounts, ",".join(used), None)

@@ -15,7 +15,7 @@ from services.incentives.policies import PolicyBook
 from services.incentives.rules import CARRIED_FORWARD, CadreFacts, Carry, Result, compute, fmt
 from services.incentives.service import lines as line_service
 from services.incentives.service.facts import cadre_names, load_book, load_facts, subtree
-from shared.bulk import fetch, upsert_rows
+from shared.bulk import fetch, insert_rows, upsert_rows
 from shared.clock import Clock, format_month, month_end, parse_month
 from shared.contracts.incentives import EligibilityChanged
 from shared.db import is_postgres
@@ -272,10 +272,17 @@ STORED_UPDATE = ["gross", "total_deductions", "deductions_applied", "carried_for
                  "items", "policy_versions", "computed_at"]  # fmt: skip
 
 
-async def write_changes(session: AsyncSession, rows: list, events: list, *, now: datetime) -> None:
-    """Upsert the rows `changes` gave and write their events."""
+async def write_changes(
+    session: AsyncSession, rows: list, events: list, *, now: datetime, new: list = ()
+) -> None:
+    """Upsert the rows `changes` gave and write their events. `new`: rows of a cadre and
+    month nothing was stored for when read under the exclusive batch guard (a build), so
+    no one can have stored one since: inserted (COPY), which their upsert would do."""
+    if new:
+        await insert_rows(session, eligibility, list(new))
     if rows:
         await upsert_rows(session, eligibility, rows, ["cadre_id", "month"], STORED_UPDATE)
+    if events:
         await add_event_dicts(
             session, EligibilityChanged, events, producer=PRODUCER, occurred_at=now
         )
