@@ -393,15 +393,19 @@ def _record_of(topic: str, key: str, text: str) -> Record:
     return Record(topic, key, text.encode(), headers)
 
 
-# The PostgreSQL relay's two statements, on the session's own asyncpg connection (no
-# SQLAlchemy compile of a 200-id IN list per batch): the advisory lock is taken once, by an
-# uncorrelated subquery, and no rows come back when another replica holds it.
+# The PostgreSQL relay's one statement, on the session's own asyncpg connection: the
+# advisory lock is taken once (an uncorrelated subquery; no rows when another replica holds
+# it), and the rows are marked sent as they are claimed, in the transaction that publishes
+# them: a failed publish rolls the marks back. (A select FOR UPDATE, then an UPDATE of an
+# IN list compiled by SQLAlchemy, wrote every row twice.)
 CLAIM = """
-SELECT id, topic, key, body FROM outbox
- WHERE published_at IS NULL AND (SELECT pg_try_advisory_xact_lock($1::bigint))
- ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+UPDATE outbox o SET published_at = $3
+  FROM (SELECT id FROM outbox
+         WHERE published_at IS NULL AND (SELECT pg_try_advisory_xact_lock($1::bigint))
+         ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) c
+ WHERE o.id = c.id
+RETURNING o.id, o.topic, o.key, o.body
 """
-MARK_SENT = "UPDATE outbox SET published_at = $1 WHERE id = ANY($2::bigint[])"
 
 
 class Relay:
@@ -457,11 +461,11 @@ class Relay:
         raw = await (await session.connection()).get_raw_connection()
         conn = raw.driver_connection
         async with conn.transaction():
-            rows = await conn.fetch(CLAIM, self._lock_key, self.batch_size)
+            rows = await conn.fetch(CLAIM, self._lock_key, self.batch_size, self.clock.now())
             if not rows:
                 return 0
+            rows.sort(key=lambda r: r[0])  # RETURNING keeps no order: published by id
             await self.transport.publish([_record_of(r[1], r[2], r[3]) for r in rows])
-            await conn.execute(MARK_SENT, self.clock.now(), [r[0] for r in rows])
         return len(rows)
 
     async def _run_once_sqlite(self, session: AsyncSession) -> int:

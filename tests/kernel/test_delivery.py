@@ -2,6 +2,7 @@
 PostgreSQL, through the local bus and through both Kafka test brokers.
 """
 
+import asyncio
 from collections import Counter
 from contextlib import asynccontextmanager
 
@@ -12,7 +13,7 @@ from sqlalchemy import func, select
 
 from shared import dlq
 from shared.events import decode
-from shared.outbox import OUTBOX
+from shared.outbox import OUTBOX, Relay
 from shared.runtime import build_app, settle
 from shared.settings import KernelSettings, ServiceSettings
 from shared.transport import Record
@@ -98,6 +99,36 @@ async def test_order_per_key_holds(kernel, toy_db):
         for key in ("k1", "k2", "k3", "k4"):
             row = await tally(app, key)
             assert (row.count, row.last_seq, row.in_order) == (30, 30, True)
+
+
+@pytest.mark.postgres
+async def test_two_relays_on_one_postgresql_database_publish_each_row_once_in_order(
+    pg_database_url, tmp_path
+):
+    """Replicas' relays race on one outbox: the advisory lock and SKIP LOCKED of the claim
+    (one statement that also marks the rows sent) let each row out once, by id per key."""
+    kernel = KernelSettings(var_dir=tmp_path, relay_idle_seconds=0.05)
+    async with running(kernel, pg_database_url, workers=False) as (app, client):
+        for seq in range(1, 11):
+            for key in ("k1", "k2", "k3", "k4"):
+                await client.post("/toy/v1/notes", json={"key": key, "seq": seq})
+        rt = app.state.runtimes["toy"]
+        relays = [
+            Relay("toy", rt.sessionmaker, app.state.transport, rt.clock, batch_size=3)
+            for _ in range(3)
+        ]
+        sent = await asyncio.gather(*(r.drain() for _ in range(4) for r in relays))
+        assert sum(sent) + await relays[0].drain() == 40
+        assert app.state.transport.sent["frontline.toy"] == 40
+        seqs: dict[str, list[int]] = {}
+        for m in await app.state.transport.read("frontline.toy"):
+            seqs.setdefault(m.key, []).append(decode(m.value).payload["seq"])
+        assert seqs == {key: list(range(1, 11)) for key in ("k1", "k2", "k3", "k4")}
+        async with rt.transaction() as s:
+            unsent = await s.scalar(
+                select(func.count()).select_from(OUTBOX).where(OUTBOX.c.published_at.is_(None))
+            )
+        assert unsent == 0
 
 
 async def outcomes(client) -> Counter:
