@@ -195,6 +195,17 @@ def _candidates(first: date, last: date):
     return union(posted, village).subquery()
 
 
+def _chunks(ids: list[UUID]) -> list[list[UUID]]:
+    """The sorted ids in runs of CHUNK, the first and the last a fifth of that: the build
+    has nothing to overlap before the first chunk is computed and after the last one is
+    written, so those two are kept short."""
+    edge = CHUNK // 5
+    if len(ids) <= 2 * edge:
+        return [ids] if ids else []
+    head, body, tail = ids[:edge], ids[edge:-edge], ids[-edge:]
+    return [head, *(body[at : at + CHUNK] for at in range(0, len(body), CHUNK)), tail]
+
+
 SLICE = 250  # cadres computed between two turns of the event loop (writes in flight go on)
 
 
@@ -216,7 +227,7 @@ async def _build_regular(session: AsyncSession, batch_id: UUID, first: date, now
     units = await Places.load(session)
     cand = _candidates(first, last)
     ids = [r[0] for r in await fetch(session, select(cand.c.cadre_id).order_by(cand.c.cadre_id))]
-    chunks = [ids[at : at + CHUNK] for at in range(0, len(ids), CHUNK)]
+    chunks = _chunks(ids)
 
     async def read(chunk: list[UUID]) -> tuple:
         facts, names = await load_span(session, chunk, first=first, last=last, units=units)
