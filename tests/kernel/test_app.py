@@ -1,6 +1,12 @@
 """The composed app: health per service, problem+json for unknown paths and bad tokens."""
 
+import gc
+
 import pytest
+
+from shared.runtime import build_app
+from shared.settings import KernelSettings, ServiceSettings
+from tests.kernel import toy
 
 SERVICES = ["registry", "assessment", "incentives"]
 
@@ -52,3 +58,23 @@ async def test_the_migrate_command_brings_every_database_to_the_schema_heads(tmp
             )
         await engine.dispose()
         assert names == set(spec.metadata.tables)
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+async def test_only_a_server_freezes_start_ups_objects_out_of_the_cycle_collector(tmp_path, freeze):
+    """`frontline run`/`serve` pass freeze_gc: the full collections stop scanning what
+    start-up built; tests (an app per test) do not, or each would keep the last's garbage."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'toy.sqlite'}"
+    app = build_app(
+        [toy.spec],
+        kernel=KernelSettings(var_dir=tmp_path),
+        service_settings={"toy": ServiceSettings(database_url=url, migrate_on_start=False)},
+        workers=False,
+        freeze_gc=freeze,
+    )
+    gc.unfreeze()
+    try:
+        async with app.router.lifespan_context(app):
+            assert (gc.get_freeze_count() > 0) == freeze
+    finally:
+        gc.unfreeze()
