@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import Table  # noqa: E402
 from idle_cpu_kafka import TICK, group_ticks  # noqa: E402
 
-from services.simulate import build_county, live_stream, token_minter  # noqa: E402
+from services.simulate import build_county, live_stream, load_client, token_minter  # noqa: E402
 from shared.clock import LOCAL_TZ  # noqa: E402
 from shared.devstack.kafka import kafka_cluster  # noqa: E402
 from shared.devstack.postgres import postgres_server  # noqa: E402
@@ -208,11 +208,7 @@ async def load(stack: Stack, bootstrap: str, seconds: float, rate: float) -> dic
     rss = {s: 0.0 for s in SERVICES}
     gate = asyncio.Semaphore(IN_FLIGHT)
     # aiohttp, as `frontline simulate`'s load: httpx cost 4 ms of CPU per request here.
-    assessment = aiohttp.ClientSession(
-        stack.url("assessment"),
-        connector=aiohttp.TCPConnector(limit=IN_FLIGHT),
-        timeout=aiohttp.ClientTimeout(total=30),
-    )
+    assessment = load_client(stack.url("assessment"), IN_FLIGHT)
 
     async def one(i: int, phone, body: dict) -> None:
         async with gate:

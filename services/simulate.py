@@ -245,6 +245,15 @@ class Tally:
         }
 
 
+def load_client(base_url: str, connections: int) -> aiohttp.ClientSession:
+    """The load's keep-alive client: at most `connections` open, 30 s per request."""
+    return aiohttp.ClientSession(
+        base_url,
+        connector=aiohttp.TCPConnector(limit=connections),
+        timeout=aiohttp.ClientTimeout(total=30),
+    )
+
+
 async def run_load(
     county: County,
     *,
@@ -259,11 +268,7 @@ async def run_load(
     tally = Tally()
     deadline = time.perf_counter() + duration
     today = datetime.now(LOCAL_TZ).date()
-    connector = aiohttp.TCPConnector(limit=connections)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(
-        county.base_url, connector=connector, timeout=timeout
-    ) as client:
+    async with load_client(county.base_url, connections) as client:
 
         async def worker(w: int) -> None:
             n = w
