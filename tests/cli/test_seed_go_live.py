@@ -24,7 +24,8 @@ async def test_anlong_goes_live_the_monday_after_seeding_once(system):
     # Given explicitly, it is set; assessment hears of it and refuses an earlier week.
     await run(system, "anlong", scale=0.01, go_live=date(2026, 11, 23))
     assert (await county(system))["assessment_start_date"] == "2026-11-23"
-    await system.settle()
+    # Three seedings' events (a few thousand) through SQLite: 15 s was too close (CI, 20:25).
+    await system.settle(timeout=60)
     r = await system.client.post(
         "/assessment/v1/weeks/2026-W47/close", headers=system.headers("org_admin")
     )
